@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { once } from 'node:events';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import { extract as tarExtract, pack as tarPack } from 'tar-stream';
+import type { BlobStore, PutResult } from './blob-store';
+import { DockerUnavailableError, EngineTimeoutError, ImageMissingError, isTransientDockerError } from './errors';
+
+/** A file or folder placed in the job volume before the engine starts (paths relative to the mount). */
+export interface InputEntry {
+  name: string;
+  type: 'file' | 'directory';
+  mode: number;
+  /** For files: the content and its exact size. */
+  size?: number;
+  open?: () => Promise<Readable> | Readable;
+}
+
+export interface ContainerJob {
+  engine: string;
+  image: string;
+  job: string;
+  attempt: number;
+  entrypoint?: string[];
+  cmd: string[];
+  env: Record<string, string>;
+  user?: string;
+  /** Where the per-job volume is mounted. */
+  mountpoint: string;
+  input: InputEntry[];
+  /** Path under the mountpoint copied out after the run (a file or a folder); none for stdout engines. */
+  outputPath?: string;
+  limits: { memory: number; cpus: number; pids: number; output: number };
+  network: 'none' | 'egress';
+  timeoutMs: number;
+  signal?: AbortSignal;
+  heartbeat?: () => void;
+}
+
+export interface OutputFile {
+  /** Path relative to the copied-out folder (or the file's own name). */
+  path: string;
+  blob: PutResult;
+}
+
+export interface ContainerRun {
+  imageId: string;
+  exitCode: number;
+  oomKilled: boolean;
+  stdout: PutResult;
+  stderr: PutResult;
+  outputs: OutputFile[];
+  /** Some output was cut at `limits.output`. */
+  truncated: boolean;
+  durationMs: number;
+}
+
+/** The user engines run as when their manifest names none: `nobody`. */
+export const DEFAULT_ENGINE_USER = '65534:65534';
+export const OWNER_LABEL = 'docket.owner';
+const HEARTBEAT_MS = 5_000;
+const TMPFS_SIZE = '64m';
+
+/** This process's identity on the Docker host, so the reaper can tell live owners from dead ones. */
+export const OWNER_ID = `${hostname()}:${process.pid}`;
+
+export class DockerRunner {
+  constructor(private readonly docker: Docker, private readonly blobs: BlobStore) {}
+
+  /** The image ID a tag resolves to now; ImageMissingError when it is not on the host. */
+  async resolveImage(image: string, engine: string): Promise<string> {
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      return info.Id;
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) throw new ImageMissingError(image, engine);
+      throw wrapDockerError(error, `inspecting image ${image}`);
+    }
+  }
+
+  async run(job: ContainerJob): Promise<ContainerRun> {
+    const imageId = await this.resolveImage(job.image, job.engine);
+    const labels = {
+      'docket.job': job.job,
+      'docket.engine': job.engine,
+      'docket.attempt': String(job.attempt),
+      [OWNER_LABEL]: OWNER_ID,
+    };
+    const volumeName = `docket-${safeName(job.engine)}-${randomBytes(6).toString('hex')}`;
+    let container: Docker.Container | undefined;
+    const started = Date.now();
+    try {
+      await call(() => this.docker.createVolume({ Name: volumeName, Labels: labels }), 'creating the job volume');
+      container = await call(
+        () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels)),
+        `creating the ${job.engine} container`,
+      );
+      await call(async () => container!.putArchive(await packInput(job.input), { path: job.mountpoint }), 'copying the input in');
+      const { exitCode, oomKilled, stdout, stderr } = await this.execute(container, job);
+      const { outputs, truncated: outputTruncated } = await this.copyOut(container, job);
+      return {
+        imageId,
+        exitCode,
+        oomKilled,
+        stdout,
+        stderr,
+        outputs,
+        truncated: outputTruncated || stdout.truncated || stderr.truncated,
+        durationMs: Date.now() - started,
+      };
+    } finally {
+      await this.cleanup(container, volumeName);
+    }
+  }
+
+  private async execute(container: Docker.Container, job: ContainerJob) {
+    const stream = (await call(
+      () => container.attach({ stream: true, stdout: true, stderr: true, hijack: true }),
+      'attaching to the container',
+    )) as NodeJS.ReadableStream & { destroy?: () => void };
+    const stdoutSink = new PassThrough({ highWaterMark: 256 * 1024 });
+    const stderrSink = new PassThrough({ highWaterMark: 256 * 1024 });
+    const storing = Promise.all([
+      this.blobs.put(stdoutSink, { limit: job.limits.output, truncate: true }),
+      this.blobs.put(stderrSink, { limit: job.limits.output, truncate: true }),
+    ]);
+    const demuxing = demux(stream, stdoutSink, stderrSink).finally(() => {
+      stdoutSink.end();
+      stderrSink.end();
+    });
+    // Awaited below; these only keep an early failure (the start refused) from going unhandled.
+    demuxing.catch(() => undefined);
+    storing.catch(() => undefined);
+
+    let timedOut = false;
+    let cancelled = false;
+    const kill = () => container.kill().catch(() => undefined);
+    const timer = setTimeout(() => { timedOut = true; void kill(); }, job.timeoutMs);
+    const beat = setInterval(() => job.heartbeat?.(), HEARTBEAT_MS);
+    const onAbort = () => { cancelled = true; void kill(); };
+    job.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await call(() => container.start(), `starting the ${job.engine} container`);
+      job.heartbeat?.();
+      await call(() => container.wait(), 'waiting for the container');
+      await demuxing;
+      const [stdout, stderr] = await storing;
+      const state = (await call(() => container.inspect(), 'inspecting the finished container')).State;
+      if (cancelled) throw job.signal?.reason ?? new Error('cancelled');
+      if (timedOut) throw new EngineTimeoutError(job.engine, job.timeoutMs);
+      return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, stdout, stderr };
+    } finally {
+      clearTimeout(timer);
+      clearInterval(beat);
+      job.signal?.removeEventListener('abort', onAbort);
+      stream.destroy?.();
+    }
+  }
+
+  /** Copies the output path out through the archive API, capping the total at `limits.output`. */
+  private async copyOut(container: Docker.Container, job: ContainerJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
+    if (!job.outputPath) return { outputs: [], truncated: false };
+    const path = `${job.mountpoint.replace(/\/$/, '')}/${job.outputPath}`;
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await container.getArchive({ path });
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return { outputs: [], truncated: false };
+      throw wrapDockerError(error, 'copying the output out');
+    }
+    const outputs: OutputFile[] = [];
+    let budget = job.limits.output;
+    let truncated = false;
+    const extractor = tarExtract();
+    const done = new Promise<void>((resolve, reject) => {
+      extractor.on('entry', (header, body, next) => {
+        if (header.type !== 'file') {
+          body.resume();
+          body.on('end', next);
+          return;
+        }
+        const relative = header.name.split('/').slice(1).join('/') || header.name;
+        this.blobs
+          .put(body as unknown as AsyncIterable<Uint8Array>, { limit: budget, truncate: true })
+          .then((blob) => {
+            budget -= blob.size;
+            truncated ||= blob.truncated;
+            outputs.push({ path: relative, blob });
+            next();
+          })
+          .catch((error) => {
+            body.resume();
+            next(error);
+          });
+      });
+      extractor.on('finish', resolve);
+      extractor.on('error', reject);
+    });
+    (archive as Readable).pipe(extractor);
+    await done;
+    return { outputs, truncated };
+  }
+
+  private async cleanup(container: Docker.Container | undefined, volumeName: string): Promise<void> {
+    if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
+    await this.docker.getVolume(volumeName).remove().catch(() => undefined);
+  }
+}
+
+function containerSpec(job: ContainerJob, imageId: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
+  return {
+    Image: imageId,
+    Entrypoint: job.entrypoint,
+    Cmd: job.cmd,
+    Env: Object.entries({ HOME: '/tmp', ...job.env }).map(([key, value]) => `${key}=${value}`),
+    User: job.user ?? DEFAULT_ENGINE_USER,
+    Labels: labels,
+    WorkingDir: job.mountpoint,
+    NetworkDisabled: job.network === 'none',
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    HostConfig: {
+      NetworkMode: job.network === 'none' ? 'none' : 'bridge',
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${TMPFS_SIZE}` },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Memory: job.limits.memory,
+      MemorySwap: job.limits.memory,
+      NanoCpus: Math.round(job.limits.cpus * 1e9),
+      PidsLimit: job.limits.pids,
+      Ulimits: [
+        { Name: 'fsize', Soft: job.limits.output, Hard: job.limits.output },
+        { Name: 'nofile', Soft: 1024, Hard: 1024 },
+      ],
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+      Mounts: [{ Type: 'volume', Source: volumeName, Target: job.mountpoint }],
+      Privileged: false,
+      AutoRemove: false,
+    },
+  };
+}
+
+/** Builds the input archive; entries are owned by root so the engine's user cannot change them. */
+export async function packInput(entries: InputEntry[]): Promise<Readable> {
+  const pack = tarPack();
+  void (async () => {
+    try {
+      for (const entry of entries) {
+        const header = { name: entry.name, mode: entry.mode, uid: 0, gid: 0, mtime: new Date() };
+        if (entry.type === 'directory') {
+          pack.entry({ ...header, type: 'directory' });
+          continue;
+        }
+        const sink = pack.entry({ ...header, type: 'file', size: entry.size ?? 0 });
+        const source = await entry.open!();
+        source.pipe(sink);
+        await once(sink, 'finish');
+      }
+      pack.finalize();
+    } catch (error) {
+      pack.destroy(error as Error);
+    }
+  })();
+  return pack as unknown as Readable;
+}
+
+/**
+ * Splits Docker's multiplexed attach stream (8-byte frame headers) into stdout and stderr, waiting
+ * for each sink to drain so a chatty container cannot make the worker buffer without bound.
+ */
+export async function demux(stream: NodeJS.ReadableStream, stdout: Writable, stderr: Writable): Promise<void> {
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 8) {
+      const length = pending.readUInt32BE(4);
+      if (pending.length < 8 + length) break;
+      const target = pending[0] === 2 ? stderr : stdout;
+      if (!target.write(pending.subarray(8, 8 + length))) await once(target, 'drain');
+      pending = pending.subarray(8 + length);
+    }
+  }
+}
+
+async function call<T>(fn: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw wrapDockerError(error, what);
+  }
+}
+
+function wrapDockerError(error: unknown, what: string): Error {
+  if (error instanceof ImageMissingError || error instanceof EngineTimeoutError) return error;
+  if (isTransientDockerError(error)) {
+    return new DockerUnavailableError(`Docker failed while ${what}: ${(error as Error).message}. Is the Docker daemon running (docker info)?`);
+  }
+  const wrapped = new Error(`Docker refused ${what}: ${(error as Error).message}`);
+  return wrapped;
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_.-]/g, '_');
+}

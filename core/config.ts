@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { describeIssues } from './engine-manifest';
+
+/**
+ * Every setting Docket reads from its environment, with its default, in one place.
+ * The README's "Configuration" table mirrors this schema.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+
+export const ConfigSchema = z.object({
+  DOCKET_DATA_DIR: z.string().default('data'),
+  DOCKET_ENGINES_DIR: z.string().default('engines'),
+  DOCKET_HOST: z.string().default('127.0.0.1'),
+  DOCKET_PORT: port.default(8100),
+  /** An existing Temporal cluster; when unset, `npm start` runs a dev server. */
+  TEMPORAL_ADDRESS: z.string().optional(),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  DOCKET_TEMPORAL_PORT: port.default(7233),
+  DOCKET_TEMPORAL_UI_PORT: port.default(8233),
+  /** Where people reach the Temporal Web UI, for links from the console and Slack. */
+  DOCKET_TEMPORAL_UI_URL: z.string().optional(),
+  DOCKET_TASK_QUEUE: z.string().default('docket'),
+  /** Prepended to every task queue, so two Docket installations can share one namespace. */
+  DOCKET_QUEUE_PREFIX: z.string().default(''),
+  /** Engines this process serves (comma-separated); empty means all. */
+  DOCKET_ENGINES: z.string().default(''),
+  DOCKET_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema> & {
+  temporalAddress: string;
+  temporalUiUrl: string;
+  engineFilter: string[];
+};
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const defined = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = ConfigSchema.safeParse(defined);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error)}`);
+  const config = parsed.data;
+  return {
+    ...config,
+    temporalAddress: config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.DOCKET_TEMPORAL_PORT}`,
+    temporalUiUrl: config.DOCKET_TEMPORAL_UI_URL ?? `http://localhost:${config.DOCKET_TEMPORAL_UI_PORT}`,
+    engineFilter: config.DOCKET_ENGINES.split(',').map((name) => name.trim()).filter(Boolean),
+  };
+}

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { ObservableType } from './engine-manifest';
+
+/** A stored blob, referenced by content hash (claim check): bytes never travel in workflow payloads. */
+export const BlobRef = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex sha256'),
+  size: z.number().int().min(0),
+  filename: z.string().max(255).optional(),
+  contentType: z.string().max(255).optional(),
+});
+export type BlobRef = z.infer<typeof BlobRef>;
+
+export const Observable = z.object({
+  type: ObservableType,
+  data: z.string().min(1).max(8192),
+  tags: z.array(z.string().max(128)).max(32).optional(),
+});
+export type Observable = z.infer<typeof Observable>;
+
+export const Source = z.enum(['http', 'slack', 'event', 'schedule', 'cli']);
+export type Source = z.infer<typeof Source>;
+
+export const InvestigationInput = z.object({
+  observables: z.array(Observable).max(1000).default([]),
+  files: z.array(BlobRef).max(100).default([]),
+  text: z.string().max(1_000_000).optional(),
+  /** Engines to run; when absent, every analyzer that accepts the observable's type. */
+  engines: z.array(z.string()).max(100).optional(),
+  tlp: z.number().int().min(0).max(4).default(2),
+  pap: z.number().int().min(0).max(3).default(2),
+  source: Source.default('http'),
+  force: z.boolean().default(false),
+  depth: z.number().int().min(0).max(5).default(1),
+  /** Free-form arguments for the engines (the `run <engine> <args>` of chatops). */
+  args: z.array(z.string().max(4096)).max(64).optional(),
+});
+export type InvestigationInput = z.infer<typeof InvestigationInput>;
+
+/** What one engine is asked to look at: an observable, or a stored file. */
+export type Subject =
+  | { kind: 'observable'; observable: Observable }
+  | { kind: 'file'; file: BlobRef };
+
+export const TaxonomyLevel = z.enum(['info', 'safe', 'suspicious', 'malicious']);
+export type TaxonomyLevel = z.infer<typeof TaxonomyLevel>;
+
+export const Taxonomy = z.object({
+  level: TaxonomyLevel,
+  namespace: z.string(),
+  predicate: z.string(),
+  value: z.union([z.string(), z.number(), z.boolean()]).transform(String),
+});
+export type Taxonomy = z.infer<typeof Taxonomy>;
+
+export type EngineJobStatus = 'queued' | 'running' | 'success' | 'failure' | 'timeout' | 'error';
+
+/** The small, payload-safe outcome of one engine run; large output lives in the blob store. */
+export interface EngineReport {
+  engine: string;
+  subject: Subject;
+  status: Extract<EngineJobStatus, 'success' | 'failure' | 'timeout' | 'error'>;
+  imageId?: string;
+  startedAt: string;
+  finishedAt: string;
+  /** The result bytes (the `file` result, the cortex output.json, or stdout). */
+  result?: BlobRef;
+  /** Up to 80 bytes of the result or of the error, as Menagerie showed it. */
+  summary: string;
+  truncated: boolean;
+  errorMessage?: string;
+  taxonomies: Taxonomy[];
+  artifacts: Array<{ type: ObservableType | string; data?: string; file?: BlobRef; message?: string; tags?: string[] }>;
+  /** Container logs (stdout and stderr) kept when the engine failed. */
+  logs?: BlobRef;
+  exitCode?: number;
+  attempt: number;
+}
+
+export type InvestigationPhase = 'received' | 'parsing' | 'analyzing' | 'responding' | 'notifying' | 'done';
+
+export interface EngineJobState {
+  engine: string;
+  subject: string;
+  state: EngineJobStatus;
+}
+
+export interface InvestigationStatus {
+  id: string;
+  phase: InvestigationPhase;
+  jobs: EngineJobState[];
+}
+
+export interface InvestigationReport {
+  id: string;
+  status: 'Success' | 'Fail';
+  source: Source;
+  startedAt: string;
+  finishedAt: string;
+  jobs: EngineReport[];
+  errors: string[];
+}
+
+/** A short, human label of a subject, for logs and status lines. */
+export function describeSubject(subject: Subject): string {
+  if (subject.kind === 'file') return `file ${subject.file.filename ?? subject.file.sha256.slice(0, 12)}`;
+  return `${subject.observable.type} ${subject.observable.data}`;
+}
