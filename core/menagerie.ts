@@ -16,11 +16,11 @@ export const SUMMARY_BYTES = 80;
  * for results shorter than its window; here every result has a summary.
  */
 export function summarize(bytes: Uint8Array | string): string {
-  const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : Buffer.from(bytes);
+  const buffer = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
   let end = Math.min(buffer.length, SUMMARY_BYTES);
   // Step back over UTF-8 continuation bytes so a multi-byte character is never split.
   if (end < buffer.length) while (end > 0 && (buffer[end] & 0xc0) === 0x80) end -= 1;
-  return buffer.subarray(0, end).toString('utf8');
+  return new TextDecoder().decode(buffer.subarray(0, end));
 }
 
 export function linkFor(id: string): string {

@@ -1,0 +1,83 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { expandEnv } from '../core/engine-manifest';
+import { describeSubject, type EngineReport } from '../core/investigation';
+import type { BlobStore } from './blob-store';
+import type { DockerRunner } from './docker-runner';
+import type { EngineRegistry } from './engine-registry';
+import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from './errors';
+import type { Logger } from './log';
+import { type EngineRequest, interpret, prepareJob } from './protocols';
+
+export interface RunEngineInput extends EngineRequest {
+  engine: string;
+}
+
+/** Failure types the workflow and the retry policy tell apart. */
+export const FailureType = {
+  imageMissing: 'ImageMissing',
+  timeout: 'EngineTimeout',
+  dockerUnavailable: 'DockerUnavailable',
+  unknownEngine: 'UnknownEngine',
+} as const;
+
+export interface EngineActivityDeps {
+  registry: EngineRegistry;
+  runner: DockerRunner;
+  blobs: BlobStore;
+  log: Logger;
+  /** Where `${NAME}` in manifests is looked up: the worker's environment. */
+  env: Record<string, string | undefined>;
+}
+
+export function createEngineActivities(deps: EngineActivityDeps) {
+  return {
+    /** Runs one engine on one subject in a hardened container; large output goes to the blob store. */
+    async runEngine(input: RunEngineInput): Promise<EngineReport> {
+      const context = Context.current();
+      const manifest = deps.registry.get(input.engine);
+      if (!manifest) {
+        throw ApplicationFailure.nonRetryable(
+          `engine ${input.engine} is not declared on this worker (engines here: ${deps.registry.names().join(', ') || 'none'})`,
+          FailureType.unknownEngine,
+        );
+      }
+      const resolved = { ...manifest, config: expandEnv(manifest.config, deps.env), env: expandEnv(manifest.env, deps.env) };
+      const attempt = context.info.attempt;
+      const startedAt = new Date().toISOString();
+      const label = `${input.engine} on ${describeSubject(input.subject)}`;
+      deps.log.job(input.job, `${label}: running (attempt ${attempt})`);
+      try {
+        const run = await deps.runner.run({
+          ...prepareJob(resolved, input, deps.blobs),
+          attempt,
+          signal: context.cancellationSignal,
+          heartbeat: () => context.heartbeat(),
+        });
+        const outcome = await interpret(resolved, run, deps.blobs);
+        deps.log.job(input.job, `${label}: ${outcome.status} in ${(run.durationMs / 1000).toFixed(1)}s${outcome.errorMessage ? ` (${outcome.summary})` : ''}`);
+        return {
+          engine: input.engine,
+          subject: input.subject,
+          imageId: run.imageId,
+          startedAt,
+          finishedAt: new Date().toISOString(),
+          attempt,
+          ...outcome,
+        };
+      } catch (error) {
+        deps.log.job(input.job, `${label}: ${(error as Error).message}`);
+        throw toFailure(error);
+      }
+    },
+  };
+}
+
+export type EngineActivities = ReturnType<typeof createEngineActivities>;
+
+function toFailure(error: unknown): unknown {
+  if (error instanceof ImageMissingError) return ApplicationFailure.nonRetryable(error.message, FailureType.imageMissing);
+  if (error instanceof EngineTimeoutError) return ApplicationFailure.retryable(error.message, FailureType.timeout);
+  if (error instanceof DockerUnavailableError) return ApplicationFailure.retryable(error.message, FailureType.dockerUnavailable);
+  return error;
+}

@@ -1,0 +1,51 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+/** An error a client can act on, rendered as `{"error": {"code", "message", "details"}}`. */
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string, details?: unknown) => new ApiError(400, 'bad_request', message, details);
+export const notFound = (message: string, details?: unknown) => new ApiError(404, 'not_found', message, details);
+export const conflict = (message: string, details?: unknown) => new ApiError(409, 'conflict', message, details);
+export const tooLarge = (message: string, details?: unknown) => new ApiError(413, 'payload_too_large', message, details);
+
+const CODES: Record<number, string> = {
+  400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
+  406: 'not_acceptable', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'rate_limited',
+};
+
+/** One error handler for the whole gateway: stable JSON, correct status, never a stack trace. */
+export const errorHandling = fp(async (app: FastifyInstance) => {
+  app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
+    if (error instanceof ApiError) {
+      return reply.status(error.statusCode).send({ error: { code: error.code, message: error.message, details: error.details } });
+    }
+    if ((error as FastifyError).validation) {
+      return reply.status(400).send({
+        error: { code: 'invalid_request', message: `the request is not valid: ${error.message}`, details: (error as FastifyError).validation },
+      });
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.status(status).send({ error: { code: CODES[status] ?? 'client_error', message: error.message } });
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.status(status >= 500 ? status : 500).send({
+      error: { code: 'internal', message: `Docket could not complete this request (${error.message.split('\n')[0]}); it has been logged, try again` },
+    });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send({
+      error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}; the API is listed in the README` },
+    });
+  });
+});

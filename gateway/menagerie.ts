@@ -1,0 +1,95 @@
+import type { FastifyInstance } from 'fastify';
+import type { MultipartFile } from '@fastify/multipart';
+import { BlobTooLargeError, type BlobStore } from '../activities/blob-store';
+import type { EngineRegistry } from '../activities/engine-registry';
+import { linkFor, type MenagerieResult, menagerieFromReport, summarize } from '../core/menagerie';
+import { formatBytes } from '../core/units';
+import { ApiError, badRequest, conflict, notFound, tooLarge } from './errors';
+import type { Investigations } from './investigations';
+import { sanitizeFilename } from './uploads';
+
+export interface MenagerieDeps {
+  registry: EngineRegistry;
+  blobs: BlobStore;
+  investigations: Investigations;
+}
+
+const UPLOAD_FIELD = 'upload';
+
+/** IBM Menagerie's API, exactly: `POST /<engine>/upload`, `GET /result/<id>`, `GET /link/<id>`. */
+export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps): Promise<void> {
+  app.post<{ Params: { engine: string } }>('/:engine/upload', async (request) => {
+    const engine = deps.registry.get(request.params.engine);
+    if (!engine) {
+      throw notFound(`engine ${request.params.engine} is not declared; the engines are: ${deps.registry.names().join(', ') || 'none'}`, {
+        engines: deps.registry.names(),
+      });
+    }
+    if (!engine.accepts.includes('file')) {
+      throw badRequest(`engine ${engine.name} does not take files (it accepts ${engine.accepts.join(', ')}); use POST /v1/investigations with observables`);
+    }
+    if (!request.isMultipart()) {
+      throw badRequest(`send the file as multipart/form-data in a field named ${UPLOAD_FIELD}, for example: curl -F ${UPLOAD_FIELD}=@sample.apk .../${engine.name}/upload`);
+    }
+    let part: MultipartFile | undefined;
+    try {
+      part = await request.file({ limits: { fileSize: engine.sizelimit, files: 1, fields: 16, parts: 32, headerPairs: 200 } });
+    } catch (error) {
+      throw asUploadError(error, engine.sizelimit);
+    }
+    if (!part) throw badRequest(`no file in the request: send it in a multipart field named ${UPLOAD_FIELD}`);
+    if (part.fieldname !== UPLOAD_FIELD) {
+      part.file.resume();
+      throw badRequest(`the file came in a field named ${part.fieldname}; send it in a field named ${UPLOAD_FIELD}`);
+    }
+    let blob;
+    try {
+      blob = await deps.blobs.put(part.file, { limit: engine.sizelimit });
+    } catch (error) {
+      throw asUploadError(error, engine.sizelimit);
+    }
+    if (part.file.truncated) throw asUploadError(new BlobTooLargeError(engine.sizelimit), engine.sizelimit);
+    const file = { sha256: blob.sha256, size: blob.size, filename: sanitizeFilename(part.filename), contentType: part.mimetype };
+    const jobid = await deps.investigations.start({
+      observables: [], files: [file], engines: [engine.name], tlp: 2, pap: 2, source: 'http', force: false, depth: 0,
+    });
+    request.log.info({ jobid, engine: engine.name, sha256: blob.sha256, size: blob.size }, 'upload accepted');
+    return { jobid };
+  });
+
+  app.get<{ Params: { id: string } }>('/result/:id', async (request): Promise<MenagerieResult> => {
+    const view = await deps.investigations.view(request.params.id);
+    const link = linkFor(request.params.id);
+    if (view.state === 'completed') return menagerieFromReport(view.report);
+    if (view.state === 'failed') return { status: 'Fail', summary: summarize(view.message), link };
+    const running = view.engineStarted || view.finishedJobs > 0 || !['received', 'parsing', 'analyzing'].includes(view.phase);
+    return { status: running ? 'Running' : 'Received', summary: '', link };
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { engine?: string } }>('/link/:id', async (request, reply) => {
+    const { id } = request.params;
+    const view = await deps.investigations.view(id);
+    if (view.state === 'running') throw conflict(`job ${id} is not finished; poll GET /result/${id} until its status is Success or Fail`);
+    if (view.state === 'failed') throw notFound(`job ${id} has no result: ${view.message}`);
+    const wanted = request.query.engine;
+    const job = view.report.jobs.find((candidate) => !wanted || candidate.engine === wanted);
+    if (!job) throw notFound(`job ${id} ran no engine${wanted ? ` named ${wanted}` : ''}`);
+    const blob = job.result ?? job.logs;
+    if (!blob) throw notFound(`job ${id} has no result from ${job.engine}: ${job.errorMessage ?? job.status}`);
+    reply.header('content-type', job.result?.contentType ?? 'application/octet-stream');
+    reply.header('content-length', blob.size);
+    reply.header('x-docket-engine', job.engine);
+    reply.header('x-docket-status', job.status);
+    return reply.send(await deps.blobs.open(blob.sha256));
+  });
+}
+
+function asUploadError(error: unknown, limit: number): unknown {
+  const code = (error as { code?: string }).code;
+  if (error instanceof BlobTooLargeError || code === 'FST_REQ_FILE_TOO_LARGE') {
+    return tooLarge(`the upload is larger than this engine's limit of ${formatBytes(limit)}; nothing was stored`);
+  }
+  if (error instanceof ApiError) return error;
+  if (typeof code === 'string' && code.startsWith('FST_')) return badRequest(`the multipart request was refused: ${(error as Error).message}`);
+  return error;
+}

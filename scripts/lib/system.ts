@@ -1,0 +1,125 @@
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import Docker from 'dockerode';
+import type { FastifyInstance } from 'fastify';
+import { BlobStore } from '../../activities/blob-store';
+import { DockerRunner } from '../../activities/docker-runner';
+import { EngineRegistry } from '../../activities/engine-registry';
+import type { Logger } from '../../activities/log';
+import type { Config } from '../../core/config';
+import { buildGateway } from '../../gateway/server';
+import { EngineWorkers } from '../../workers/engine-workers';
+import { createMainWorker } from '../../workers/main-worker';
+import { reapOrphans } from '../../workers/reaper';
+import { installRuntime } from '../../workers/runtime';
+import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+
+export interface SystemOptions {
+  config: Config;
+  log: Logger;
+  env?: Record<string, string | undefined>;
+  workflowBundle?: WorkflowBundleOption;
+  /** Run the gateway (and listen on its port). */
+  gateway?: boolean;
+  /** Run the main worker and the engine workers. */
+  workers?: boolean;
+}
+
+export interface System {
+  registry: EngineRegistry;
+  blobs: BlobStore;
+  client: Client;
+  docker: Docker;
+  gateway?: FastifyInstance;
+  url?: string;
+  engineWorkers?: EngineWorkers;
+  /** Re-reads the engine manifests (SIGHUP). */
+  reload(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const REAP_EVERY_MS = 10 * 60_000;
+const SEARCH_ATTRIBUTE_TYPES: Record<string, number> = { Keyword: 2, KeywordList: 7 };
+
+/** Starts Docket's processes in this one process against the Temporal server at `config.temporalAddress`. */
+export async function startSystem(options: SystemOptions): Promise<System> {
+  const { config, log } = options;
+  const env = options.env ?? process.env;
+  installRuntime();
+  const registry = await EngineRegistry.load(config.DOCKET_ENGINES_DIR);
+  for (const error of registry.errors) log.warn(`engines: skipped ${error}`);
+  const blobs = await new BlobStore(join(config.DOCKET_DATA_DIR, 'blobs')).init();
+  const docker = new Docker();
+  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE, log);
+  const taskQueue = `${config.DOCKET_QUEUE_PREFIX}${config.DOCKET_TASK_QUEUE}`;
+  const stops: Array<() => Promise<void>> = [];
+
+  let engineWorkers: EngineWorkers | undefined;
+  if (options.workers !== false) {
+    const maxAgeMs = Math.max(...registry.list().map((e) => e.manifest.timeout), 0) * 2 + 30 * 60_000;
+    const reap = () => reapOrphans(docker, { maxAgeMs, log }).catch((error) => log.warn(`reaper: ${(error as Error).message}`));
+    await reap();
+    const reaper = setInterval(reap, REAP_EVERY_MS);
+    reaper.unref();
+    const connection = await NativeConnection.connect({ address: config.temporalAddress });
+    const main = await createMainWorker({
+      connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX,
+      registry, log, workflowBundle: options.workflowBundle,
+    });
+    const mainDone = main.run();
+    engineWorkers = new EngineWorkers({
+      connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
+      registry, runner: new DockerRunner(docker, blobs), blobs, log, env, only: config.engineFilter,
+    });
+    await engineWorkers.start();
+    const workers = engineWorkers;
+    stops.push(async () => {
+      clearInterval(reaper);
+      if (main.getState() === 'RUNNING') main.shutdown();
+      await Promise.all([mainDone, workers.shutdown()]);
+      await connection.close();
+    });
+  }
+
+  let gateway: FastifyInstance | undefined;
+  let url: string | undefined;
+  if (options.gateway !== false) {
+    gateway = await buildGateway({ client, blobs, registry, taskQueue });
+    url = await gateway.listen({ host: config.DOCKET_HOST, port: config.DOCKET_PORT });
+    const app = gateway;
+    stops.unshift(() => app.close());
+  }
+
+  return {
+    registry, blobs, client, docker, gateway, url, engineWorkers,
+    async reload() {
+      if (engineWorkers) await engineWorkers.reload();
+      else await registry.reload();
+      log.info(`engines reloaded: ${registry.names().join(', ')}`);
+    },
+    async stop() {
+      for (const stop of stops) await stop();
+      await clientConnection.close();
+    },
+  };
+}
+
+/** Registers Docket's search attributes on a cluster that lacks them (the dev server has them already). */
+async function ensureSearchAttributes(connection: Connection, namespace: string, log: Logger): Promise<void> {
+  try {
+    const existing = await connection.operatorService.listSearchAttributes({ namespace });
+    const known = new Set([...Object.keys(existing.customAttributes ?? {}), ...Object.keys(existing.systemAttributes ?? {})]);
+    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !known.has(name));
+    if (!missing.length) return;
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, SEARCH_ATTRIBUTE_TYPES[type]])),
+    });
+    log.info(`temporal: registered search attributes ${missing.map(([name]) => name).join(', ')}`);
+  } catch (error) {
+    log.warn(`temporal: cannot check Docket's search attributes (${(error as Error).message}); register them with: ${Object.entries(SEARCH_ATTRIBUTES).map(([n, t]) => `temporal operator search-attribute create --name ${n} --type ${t}`).join('; ')}`);
+  }
+}

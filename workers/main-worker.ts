@@ -1,0 +1,26 @@
+import { type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { createInvestigationActivities } from '../activities/investigation-activities';
+import type { EngineRegistry } from '../activities/engine-registry';
+import type { Logger } from '../activities/log';
+
+export interface MainWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  queuePrefix: string;
+  registry: EngineRegistry;
+  log: Logger;
+  /** A prebuilt workflow bundle (tests build it once); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
+}
+
+/** The main worker: every workflow, and the light activities that need no Docker. */
+export async function createMainWorker(options: MainWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createInvestigationActivities({ registry: options.registry, log: options.log, queuePrefix: options.queuePrefix }),
+  });
+}

@@ -1,0 +1,1 @@
+export { investigation, statusQuery } from './investigation';
