@@ -33,6 +33,8 @@ export interface ContainerJob {
   outputPath?: string;
   limits: { memory: number; cpus: number; pids: number; output: number };
   network: 'none' | 'egress';
+  /** Named volumes shared across jobs (created on first use). */
+  volumes?: Array<{ name: string; target: string; readonly: boolean }>;
   timeoutMs: number;
   signal?: AbortSignal;
   heartbeat?: () => void;
@@ -236,7 +238,10 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
         { Name: 'nofile', Soft: 1024, Hard: 1024 },
       ],
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
-      Mounts: [{ Type: 'volume', Source: volumeName, Target: job.mountpoint }],
+      Mounts: [
+        { Type: 'volume', Source: volumeName, Target: job.mountpoint },
+        ...(job.volumes ?? []).map((volume) => ({ Type: 'volume' as const, Source: volume.name, Target: volume.target, ReadOnly: volume.readonly })),
+      ],
       Privileged: false,
       AutoRemove: false,
     },

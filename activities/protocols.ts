@@ -38,6 +38,7 @@ export function prepareJob(manifest: EngineManifest, request: EngineRequest, blo
     user: manifest.user,
     limits: manifest.limits,
     network: manifest.network,
+    volumes: manifest.volumes,
     timeoutMs: manifest.timeout,
     env: { ...manifest.env },
   };

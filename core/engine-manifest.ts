@@ -56,6 +56,15 @@ export const EngineManifest = z.strictObject({
   inputfilename: z.string().regex(/^[^/\0]+$/, 'a file name without a slash').default('input'),
   /** Container user; a non-root user is used when unset. */
   user: z.string().regex(/^[a-z0-9_.-]+(:[a-z0-9_.-]+)?$/i).optional(),
+  /**
+   * Named Docker volumes shared across jobs (a responder's blocklist, say), mounted at `target`.
+   * Only named volumes: host paths are refused, so the Docker host may be remote.
+   */
+  volumes: z.array(z.strictObject({
+    name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'a Docker volume name, not a host path'),
+    target: z.string().regex(/^\/[^\0]*$/, 'an absolute path inside the container'),
+    readonly: z.boolean().default(false),
+  })).max(8).default([]),
   /** Environment for the container; `${NAME}` is taken from the worker's environment. */
   env: z.record(z.string(), z.string()).default({}),
   /** Passed to the engine (Cortex `config`); `${NAME}` is taken from the worker's environment. */

@@ -33,7 +33,8 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     }
     let part: MultipartFile | undefined;
     try {
-      part = await request.file({ limits: { fileSize: engine.sizelimit, files: 1, fields: 16, parts: 32, headerPairs: 200 } });
+      // One byte over the limit, so the blob store sees the excess and refuses before anything is kept.
+      part = await request.file({ limits: { fileSize: engine.sizelimit + 1, files: 1, fields: 16, parts: 32, headerPairs: 200 } });
     } catch (error) {
       throw asUploadError(error, engine.sizelimit);
     }

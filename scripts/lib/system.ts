@@ -22,8 +22,10 @@ export interface SystemOptions {
   workflowBundle?: WorkflowBundleOption;
   /** Run the gateway (and listen on its port). */
   gateway?: boolean;
-  /** Run the main worker and the engine workers. */
+  /** Run the main worker and the engine workers (both unless one is turned off below). */
   workers?: boolean;
+  mainWorker?: boolean;
+  engineWorkers?: boolean;
 }
 
 export interface System {
@@ -58,28 +60,36 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const stops: Array<() => Promise<void>> = [];
 
   let engineWorkers: EngineWorkers | undefined;
-  if (options.workers !== false) {
+  const runMain = options.workers !== false && options.mainWorker !== false;
+  const runEngines = options.workers !== false && options.engineWorkers !== false;
+  if (runMain || runEngines) {
     const maxAgeMs = Math.max(...registry.list().map((e) => e.manifest.timeout), 0) * 2 + 30 * 60_000;
     const reap = () => reapOrphans(docker, { maxAgeMs, log }).catch((error) => log.warn(`reaper: ${(error as Error).message}`));
-    await reap();
-    const reaper = setInterval(reap, REAP_EVERY_MS);
-    reaper.unref();
+    const reaper = runEngines ? setInterval(reap, REAP_EVERY_MS) : undefined;
+    if (runEngines) {
+      await reap();
+      reaper?.unref();
+    }
     const connection = await NativeConnection.connect({ address: config.temporalAddress });
-    const main = await createMainWorker({
-      connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX,
-      registry, log, workflowBundle: options.workflowBundle,
-    });
-    const mainDone = main.run();
-    engineWorkers = new EngineWorkers({
-      connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
-      registry, runner: new DockerRunner(docker, blobs), blobs, log, env, only: config.engineFilter,
-    });
-    await engineWorkers.start();
+    const main = runMain
+      ? await createMainWorker({
+        connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX,
+        registry, log, workflowBundle: options.workflowBundle,
+      })
+      : undefined;
+    const mainDone = main?.run();
+    if (runEngines) {
+      engineWorkers = new EngineWorkers({
+        connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
+        registry, runner: new DockerRunner(docker, blobs), blobs, log, env, only: config.engineFilter,
+      });
+      await engineWorkers.start();
+    }
     const workers = engineWorkers;
     stops.push(async () => {
       clearInterval(reaper);
-      if (main.getState() === 'RUNNING') main.shutdown();
-      await Promise.all([mainDone, workers.shutdown()]);
+      if (main?.getState() === 'RUNNING') main.shutdown();
+      await Promise.all([mainDone, workers?.shutdown()]);
       await connection.close();
     });
   }

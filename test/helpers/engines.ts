@@ -1,0 +1,66 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { BlobStore } from '../../activities/blob-store';
+import { DockerRunner } from '../../activities/docker-runner';
+import { EngineRegistry } from '../../activities/engine-registry';
+import { type EngineRequest, interpret, prepareJob } from '../../activities/protocols';
+import { EngineManifest } from '../../core/engine-manifest';
+import type { BlobRef, Observable, Subject } from '../../core/investigation';
+import { ensureImage } from '../../scripts/lib/images';
+import { ROOT } from './system';
+
+export const docker = new Docker();
+
+/** A blob store in a fresh temporary folder. */
+export async function tempBlobStore(): Promise<BlobStore> {
+  return new BlobStore(mkdtempSync(join(tmpdir(), 'docket-blobs-'))).init();
+}
+
+/** The manifest of a sample engine under engines/, validated as Docket loads it. */
+export async function sampleManifest(name: string): Promise<EngineManifest> {
+  const registry = await EngineRegistry.load(join(ROOT, 'engines'));
+  const manifest = registry.get(name);
+  if (!manifest) throw new Error(`no sample engine ${name}: ${registry.errors.join('; ')}`);
+  return manifest;
+}
+
+/** A manifest for a test engine, with Docket's defaults filled in. */
+export function testManifest(fields: Record<string, unknown>): EngineManifest {
+  return EngineManifest.parse({ kind: 'analyzer', accepts: ['file', 'other', 'domain', 'url', 'ip'], ...fields });
+}
+
+/** Builds the image of a test engine kept under test/engines/<dir>. */
+export async function buildTestImage(dir: string, image: string): Promise<void> {
+  await ensureImage(image, join(ROOT, 'test/engines', dir));
+}
+
+export async function fileSubject(blobs: BlobStore, content: Buffer | string, filename = 'sample.bin'): Promise<Subject> {
+  const stored = await blobs.putBuffer(content);
+  const file: BlobRef = { sha256: stored.sha256, size: stored.size, filename, contentType: 'application/octet-stream' };
+  return { kind: 'file', file };
+}
+
+export function observableSubject(type: Observable['type'], data: string): Subject {
+  return { kind: 'observable', observable: { type, data } };
+}
+
+/**
+ * Runs one engine once through the real Docker runner and protocol adapter, the way an engine
+ * worker does (without Temporal): the outcome plus the raw container run.
+ */
+export async function runEngineOnce(manifest: EngineManifest, subject: Subject, blobs: BlobStore, extra: Partial<EngineRequest> = {}) {
+  const runner = new DockerRunner(docker, blobs);
+  const run = await runner.run({ ...prepareJob(manifest, { job: `test-${Date.now()}`, subject, tlp: 2, pap: 2, ...extra }, blobs), attempt: 1 });
+  const outcome = await interpret(manifest, run, blobs);
+  return { run, outcome };
+}
+
+/** Containers and volumes Docket labelled for a job, to prove nothing was left behind. */
+export async function leftovers(job?: string): Promise<{ containers: number; volumes: number }> {
+  const label = job ? [`docket.job=${job}`] : ['docket.job'];
+  const containers = await docker.listContainers({ all: true, filters: { label } });
+  const { Volumes } = await docker.listVolumes({ filters: { label } });
+  return { containers: containers.length, volumes: (Volumes ?? []).length };
+}

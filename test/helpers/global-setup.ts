@@ -1,0 +1,31 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { freePort, startDevServer } from '../../scripts/lib/temporal-dev';
+
+/**
+ * Once per test run: provision (Temporal CLI, Docker, base and engine images), start a real Temporal
+ * dev server on a free port, and bundle the workflows once for every worker the tests create.
+ */
+export default async function globalSetup(): Promise<void> {
+  const root = resolve(__dirname, '../..');
+  const provision = spawnSync('bash', [join(root, 'scripts/provision.sh')], { stdio: 'inherit', cwd: root });
+  if (provision.status !== 0) throw new Error('provisioning failed: see the lines above');
+  const dir = mkdtempSync(join(tmpdir(), 'docket-test-'));
+  const server = await startDevServer({ port: await freePort(), logFile: join(dir, 'temporal.log') });
+  const { code } = await bundleWorkflowCode({ workflowsPath: join(root, 'workflows'), logger: quietLogger });
+  const bundlePath = join(dir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, code);
+  process.env.DOCKET_TEST_TEMPORAL = server.address;
+  process.env.DOCKET_TEST_BUNDLE = bundlePath;
+  process.env.DOCKET_TEST_DIR = dir;
+  (globalThis as { __docketTemporal?: typeof server }).__docketTemporal = server;
+}
+
+const quietLogger = {
+  log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined,
+  warn: (message: string) => process.stderr.write(`bundle: ${message}\n`),
+  error: (message: string) => process.stderr.write(`bundle: ${message}\n`),
+};
