@@ -27,6 +27,8 @@ const LOG_EXCERPT_BYTES = 2048;
 const READ_ONLY = 0o444;
 const READ_ONLY_DIR = 0o555;
 const MENAGERIE_RESULT = 'result';
+/** 128 + SIGXFSZ: the process wrote past the fsize ulimit, which is the output limit. */
+const EXIT_FILE_TOO_LARGE = 153;
 const CORTEX_JOB = '/job';
 
 /** Lays out the job volume and the command line for the engine's protocol. */
@@ -121,6 +123,14 @@ export async function interpret(manifest: EngineManifest, run: ContainerRun, blo
   const empty = { taxonomies: [], artifacts: [], truncated: run.truncated, exitCode: run.exitCode };
   if (run.oomKilled) {
     return fail(empty, `engine ${manifest.name} was killed: out of memory (limit ${formatBytes(manifest.limits.memory)})`, await logsOf(run, blobs));
+  }
+  if (run.exitCode === EXIT_FILE_TOO_LARGE) {
+    const kept = manifest.protocol === 'file' ? run.outputs.find((output) => output.path === MENAGERIE_RESULT) : undefined;
+    return {
+      ...fail(empty, `engine ${manifest.name} wrote past its output limit of ${formatBytes(manifest.limits.output)} and was stopped${kept ? '; the first part of its result is kept' : ''}`, await logsOf(run, blobs)),
+      result: kept ? toRef(kept.blob, MENAGERIE_RESULT) : undefined,
+      truncated: true,
+    };
   }
   if (manifest.protocol === 'cortex') return interpretCortex(manifest, run, blobs, empty);
   if (run.exitCode !== 0) {

@@ -1,0 +1,97 @@
+import type { BlobStore } from '../../activities/blob-store';
+import { DockerRunner } from '../../activities/docker-runner';
+import { EngineTimeoutError, ImageMissingError } from '../../activities/errors';
+import { prepareJob } from '../../activities/protocols';
+import { buildTestImage, docker, fileSubject, leftovers, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
+
+/** Hostile engines in real containers: each misbehaviour is contained and reported clearly. */
+const IMAGE = 'docket/test-hostile:1';
+const hostile = (mode: string, fields: Record<string, unknown> = {}) =>
+  testManifest({ name: `hostile-${mode}`, image: IMAGE, protocol: 'stdout', command: ['/hostile', mode], timeout: '60s', ...fields });
+
+describe('engine confinement', () => {
+  let blobs: BlobStore;
+  beforeAll(async () => {
+    await buildTestImage('hostile', IMAGE);
+    blobs = await tempBlobStore();
+  });
+  afterEach(async () => {
+    expect(await leftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+
+  it('runs as nobody, without capabilities, network, setuid or a writable root, and cannot touch its input', async () => {
+    const subject = await fileSubject(blobs, 'the evidence', 'evidence.txt');
+    const { outcome } = await runEngineOnce(hostile('identity'), subject, blobs);
+    expect(outcome.status).toBe('success');
+    const text = (await blobs.read(outcome.result!.sha256)).toString();
+    expect(text).toContain('uid=65534');
+    expect(text).toContain('suid=65534');
+    expect(text).toMatch(/CapEff:\s+0000000000000000/);
+    expect(text).toMatch(/NoNewPrivs:\s+1/);
+    expect(text).toContain('interfaces=lo ');
+    expect(text).toContain('rootfs=read-only');
+    expect(text).toContain('input=read-only');
+    expect(text).toContain('tmp=writable');
+  });
+
+  it('kills an endless loop at its timeout and says so', async () => {
+    const runner = new DockerRunner(docker, blobs);
+    const manifest = hostile('loop', { timeout: '2s' });
+    const job = prepareJob(manifest, { job: 'loop', subject: observableSubject('other', 'x'), tlp: 2, pap: 2 }, blobs);
+    await expect(runner.run({ ...job, attempt: 1 })).rejects.toThrow(new EngineTimeoutError('hostile-loop', 2000));
+  });
+
+  it('holds a fork bomb to the pids limit', async () => {
+    const { outcome } = await runEngineOnce(hostile('forkbomb', { limits: { pids: 32 } }), observableSubject('other', 'x'), blobs);
+    const text = (await blobs.read(outcome.result!.sha256)).toString();
+    const processes = Number(/processes: (\d+)/.exec(text)?.[1]);
+    expect(processes).toBeGreaterThan(5);
+    expect(processes).toBeLessThanOrEqual(32);
+  });
+
+  it('reports an out-of-memory kill as such', async () => {
+    const { outcome } = await runEngineOnce(hostile('memory', { limits: { memory: '64m' } }), observableSubject('other', 'x'), blobs);
+    expect(outcome.status).toBe('failure');
+    expect(outcome.errorMessage).toBe('engine hostile-memory was killed: out of memory (limit 64.0 MiB)');
+  });
+
+  it('caps 1 GiB of stdout while streaming, with bounded worker memory', async () => {
+    const before = process.memoryUsage().rss;
+    const { outcome, run } = await runEngineOnce(hostile('flood', { limits: { output: '1m' } }), observableSubject('other', 'x'), blobs);
+    const growth = process.memoryUsage().rss - before;
+    expect(run.stdout).toMatchObject({ size: 1024 * 1024, truncated: true });
+    expect(outcome.truncated).toBe(true);
+    expect(growth).toBeLessThan(256 * 1024 * 1024);
+  });
+
+  it('caps a 1 GiB output file at the output limit and says so', async () => {
+    const manifest = hostile('bigfile', { protocol: 'file', limits: { output: '1m' } });
+    const { outcome } = await runEngineOnce(manifest, observableSubject('other', 'x'), blobs);
+    expect(outcome.status).toBe('failure');
+    expect(outcome.truncated).toBe(true);
+    expect(outcome.errorMessage).toContain('wrote past its output limit of 1.0 MiB');
+    expect(outcome.result?.size).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it('turns a garbage output.json into a failure that quotes it', async () => {
+    const { outcome } = await runEngineOnce(hostile('garbage', { protocol: 'cortex' }), observableSubject('other', 'x'), blobs);
+    expect(outcome.status).toBe('failure');
+    expect(outcome.errorMessage).toContain('wrote an output.json Docket cannot read');
+    expect(outcome.errorMessage).toContain('this is {not json');
+  });
+
+  it('turns a missing output.json into a failure carrying the logs', async () => {
+    const { outcome } = await runEngineOnce(hostile('nooutput', { protocol: 'cortex' }), observableSubject('other', 'x'), blobs);
+    expect(outcome.status).toBe('failure');
+    expect(outcome.errorMessage).toContain('exited with code 3 without writing /job/output/output.json');
+    expect(outcome.errorMessage).toContain('analyzer crashed before writing anything');
+    expect(outcome.logs).toBeDefined();
+  });
+
+  it('refuses a missing image with a message naming it and the build command', async () => {
+    const manifest = testManifest({ name: 'ghost', image: 'docket/ghost:0.0', protocol: 'stdout' });
+    const error = await runEngineOnce(manifest, observableSubject('other', 'x'), blobs).catch((e) => e);
+    expect(error).toBeInstanceOf(ImageMissingError);
+    expect(error.message).toBe('image docket/ghost:0.0 for engine ghost not found on the Docker host: run npm run engines:build (or docker build the engine\'s folder)');
+  });
+});
