@@ -237,7 +237,8 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
         { Name: 'fsize', Soft: job.limits.output, Hard: job.limits.output },
         { Name: 'nofile', Soft: 1024, Hard: 1024 },
       ],
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+      // Output is read from the attach stream; a log driver would make the daemon write it all again.
+      LogConfig: { Type: 'none', Config: {} },
       Mounts: [
         { Type: 'volume', Source: volumeName, Target: job.mountpoint },
         ...(job.volumes ?? []).map((volume) => ({ Type: 'volume' as const, Source: volume.name, Target: volume.target, ReadOnly: volume.readonly })),
