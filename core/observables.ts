@@ -12,7 +12,9 @@ import type { Observable } from './investigation';
  *   own unless it also appears elsewhere in the text; likewise the domain of a mail address. An
  *   engine that wants the host of a URL takes it from the URL.
  * - A bare host name needs a TLD from the built-in list, so `report.pdf`, `index.html` or `1.2.3` are
- *   not domains. A URL's host only needs to be well formed: the scheme already says it is a host.
+ *   not domains. A URL's host only needs to be well formed: the scheme already marks it as one.
+ *   URLs are http, https and ftp; without a scheme (`evil.com/gate.php`) only the host is read.
+ *   Internationalized names are read in their punycode form (`xn--80ak6aa92e.com`) only.
  * - TLDs that are also common file extensions (`.zip`, `.py`, `.sh`, `.pl`, ...) make a bare name a
  *   file name unless it has a subdomain (`cdn.evil.zip`); in URLs and mail addresses they are hosts.
  * - Values are normalized so that duplicates collapse: host names, hashes and mail addresses to lower
@@ -40,17 +42,17 @@ export const DEFAULT_EXTRACT_LIMIT = 1000;
 const MAX_DATA_LENGTH = 8192;
 
 const REFANGS: ReadonlyArray<readonly [RegExp, string]> = [
-  [/\bhxxp(s?)\b/gi, 'http$1'],
   [/\[:\/\/\]/g, '://'],
   [/\[:\]/g, ':'],
-  // Spaces around a bracketed dot or at belong to the obfuscation: `john [at] evil [dot] com`.
-  [/\s*[[({]\s*(?:\.|dot)\s*[\])}]\s*/gi, '.'],
-  [/\s*[[({]\s*(?:@|at)\s*[\])}]\s*/gi, '@'],
+  // Spaces around a bracketed dot or at belong to the obfuscation: `john [at] evil [dot] com`. The
+  // lookbehind starts a match only where a run of spaces starts, which keeps long runs linear.
+  [/(?<![ \t])[ \t]*[[({][ \t]*(?:\.|dot)[ \t]*[\])}][ \t]*/gi, '.'],
+  [/(?<![ \t])[ \t]*[[({][ \t]*(?:@|at)[ \t]*[\])}][ \t]*/gi, '@'],
 ];
 
 /** Undoes the usual defanging: `hxxps[://]evil[.]com`, `john(at)evil(dot)com`, `10[.]0[.]0[.]1`. */
 export function refang(text: string): string {
-  let result = text;
+  let result = text.replace(/\bhxxps?\b/gi, (scheme) => scheme.toLowerCase().replace('hxxp', 'http'));
   for (const [pattern, replacement] of REFANGS) result = result.replace(pattern, replacement);
   return result;
 }
@@ -58,7 +60,7 @@ export function refang(text: string): string {
 /** Makes a value safe to paste where it could be clicked or resolved; `refang` restores it. */
 export function defang(value: string): string {
   return value
-    .replace(/\bhttp(s?):\/\//gi, (_, s: string) => `hxxp${s.toLowerCase()}[://]`)
+    .replace(/\bhttp(s?)(?=:\/\/)/gi, (_, s: string) => `hxxp${s.toLowerCase()}`)
     .replace(/:\/\//g, '[://]')
     .replace(/\./g, '[.]')
     .replace(/@/g, '[@]');
@@ -71,15 +73,16 @@ export function extractObservables(text: string, options: ExtractOptions = {}): 
   const wanted = (ip: string) => !options.dropPrivate || !isPrivateOrReserved(ip);
 
   const scan = new Scan(refang(text));
-  // Each pass blanks what it recognized, so the later, looser ones never see a URL's host or a
-  // mail address's domain, and an IPv4-mapped IPv6 address does not also yield its IPv4 address.
+  // Each pass blanks what it recognized, so that a later one never sees a part of it: a URL's host,
+  // a mail address's domain, the IPv4 tail of an IPv6 address, the leading labels of a host name
+  // such as `10.0.0.1-a.example.com` or `<md5>.exfil.example.com`.
   scan.pass(URL_PATTERN, (match) => readUrl(match[0], wanted));
   scan.pass(MAIL_PATTERN, (match) => readMail(match[1], match[2]));
   scan.pass(IPV6_PATTERN, (match) => readIpv6(match[0], wanted));
+  scan.pass(HOST_PATTERN, (match) => readHostName(match[0]));
   scan.pass(IPV4_PATTERN, (match) => readIpv4(match[0], wanted));
   scan.pass(HASH_PATTERN, (match) => readHash(match[0]));
   scan.pass(CVE_PATTERN, (match) => readCve(match[0], match[1], match[2]));
-  scan.pass(HOST_PATTERN, (match) => readHostName(match[0]));
 
   const seen = new Set<string>();
   const observables: Observable[] = [];
@@ -130,33 +133,34 @@ function blank(text: string, spans: Array<[number, number]>): string {
 const URL_PATTERN = /\b(?:https?|ftp):\/\/[!#-;=?-_a-~]+/gi;
 const MAIL_PATTERN = /(?<![\w.%+-])([a-z0-9._%+-]+)@([a-z0-9.-]+)/gi;
 // A run of hex digits, colons and dots with a colon in it; parseIpv6 decides.
-const IPV6_PATTERN = /(?<![\w:.])[0-9a-f.:]*:[0-9a-f.:]*(?![\w:])/gi;
+const IPV6_PATTERN = /(?<![\w:.])(?=[0-9a-f.]*:)[0-9a-f.:]+(?![\w:])/gi;
+const HOST_PATTERN = /(?<![\w.@-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}(?![\w-]|\.[a-z0-9])/gi;
 // Not a part of a longer dotted run such as an OID or a four-part version `1.2.3.4.5`.
 const IPV4_PATTERN = /(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)/g;
 const HASH_PATTERN = /(?<!\w)[0-9a-f]{32,64}(?!\w)/gi;
 const CVE_PATTERN = /\bCVE[-\u2010-\u2015](\d{4})[-\u2010-\u2015](\d{4,7})(?!\w)/gi;
-const HOST_PATTERN = /(?<![\w.@-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}(?![\w-]|\.[a-z0-9])/gi;
 
 const TRAILING_PUNCTUATION = new Set(['.', ',', ';', ':', '!', '?', "'", '*']);
 const OPENER_OF: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
 
 /** Drops the sentence punctuation after a URL; a closing bracket stays when the URL opened it. */
 function trimUrl(url: string): string {
+  const counts = new Map<string, number>();
+  for (const char of url) counts.set(char, countOf(counts, char) + 1);
   let end = url.length;
   while (end > 0) {
     const last = url[end - 1];
     const opener = OPENER_OF[last];
-    const unbalanced = opener !== undefined && count(url, last, end) > count(url, opener, end);
+    const unbalanced = opener !== undefined && countOf(counts, last) > countOf(counts, opener);
     if (!TRAILING_PUNCTUATION.has(last) && !unbalanced) break;
+    counts.set(last, countOf(counts, last) - 1);
     end -= 1;
   }
   return url.slice(0, end);
 }
 
-function count(text: string, char: string, end: number): number {
-  let n = 0;
-  for (let i = 0; i < end; i += 1) if (text[i] === char) n += 1;
-  return n;
+function countOf(counts: Map<string, number>, char: string): number {
+  return counts.get(char) ?? 0;
 }
 
 function readUrl(candidate: string, wanted: (ip: string) => boolean): Recognized | undefined {
