@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+import zipfile
 
 ANDROID = '{http://schemas.android.com/apk/res/android}'
 FRAMEWORK_APK = '/usr/share/android-framework-res/framework-res.apk'
@@ -114,23 +115,77 @@ def describe(decoded):
     return report
 
 
-def decode(apk):
-    shutil.rmtree(SCRATCH, ignore_errors=True)
+class NoRoom(RuntimeError):
+    """The decoded files outgrew the scratch space (the /tmp tmpfs, or the file size limit)."""
+
+
+def apktool_error(completed):
+    """The first line apktool printed about the failure and its root cause, not the whole stack trace."""
+    lines = [line.strip() for line in (completed.stderr or completed.stdout).splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith('Caused by:')]
+    first = next((line for line in lines if not line.startswith(('I:', 'W:', 'at '))), '')
+    summary = ' / '.join(dict.fromkeys(filter(None, [first] + causes[-1:])))[:1500]
+    return summary or (lines[-1][:500] if lines else 'it printed nothing')
+
+
+def run_apktool(apk, out):
     framework = os.path.join(SCRATCH, 'framework')
-    os.makedirs(framework)
-    # apktool looks for framework 1.apk in a folder it may write to; linking keeps the 45 MB file off /tmp.
-    os.symlink(FRAMEWORK_APK, os.path.join(framework, '1.apk'))
-    out = os.path.join(SCRATCH, 'decoded')
+    if not os.path.isdir(framework):
+        os.makedirs(framework)
+        # apktool wants framework 1.apk in a folder of its own; a link keeps the 45 MB file off /tmp.
+        os.symlink(FRAMEWORK_APK, os.path.join(framework, '1.apk'))
+    shutil.rmtree(out, ignore_errors=True)
     completed = subprocess.run(
         # -s: the report needs no smali, and disassembling classes.dex would fill the small /tmp.
         ['apktool', '-JDuser.home=/tmp', '-JXX:-UsePerfData', 'd', '-f', '-s', '-p', framework, '-o', out, apk],
         capture_output=True, text=True, errors='replace', timeout=DECODE_TIMEOUT_S)
-    if completed.returncode != 0 or not os.path.exists(os.path.join(out, 'AndroidManifest.xml')):
-        output = (completed.stderr.strip() or completed.stdout.strip())[-1500:]
-        if 'No space left on device' in output:
-            output = 'the decoded APK does not fit in the /tmp tmpfs; ' + output
-        raise RuntimeError('apktool could not decode the file (exit %d): %s' % (completed.returncode, output))
-    return out
+    if completed.returncode == 0 and os.path.exists(os.path.join(out, 'AndroidManifest.xml')):
+        return
+    message = 'apktool could not decode the file (exit %d): %s' % (completed.returncode, apktool_error(completed))
+    if any(sign in completed.stderr + completed.stdout for sign in ('No space left on device', 'File too large')):
+        raise NoRoom(message)
+    raise RuntimeError(message)
+
+
+def slim_copy(apk, target):
+    """The APK with only its manifest and resource table: what the report reads, minus assets,
+    code and resource files, which can be far larger than the scratch space."""
+    with zipfile.ZipFile(apk) as source, zipfile.ZipFile(target, 'w', zipfile.ZIP_DEFLATED) as slim:
+        for name in ('AndroidManifest.xml', 'resources.arsc'):
+            try:
+                slim.writestr(name, source.read(name))
+            except KeyError:
+                pass
+
+
+def decode(apk):
+    """Decodes the whole APK when it fits in /tmp, else its manifest and resource table only."""
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    os.makedirs(SCRATCH)
+    out = os.path.join(SCRATCH, 'decoded')
+    try:
+        run_apktool(apk, out)
+        return out, None
+    except NoRoom as full:
+        shutil.rmtree(out, ignore_errors=True)
+        slim = os.path.join(SCRATCH, 'slim.apk')
+        slim_copy(apk, slim)
+        run_apktool(slim, out)
+        return out, 'decoded from the manifest and resource table only: the full decode did not fit in /tmp (%s)' % full
+
+
+def check_apk(path):
+    """Refuses what is plainly not an APK before paying for a JVM start."""
+    with open(path, 'rb') as handle:
+        if handle.read(4) != b'PK\x03\x04':
+            raise ValueError('not an APK: the file is not a ZIP archive')
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile as error:
+        raise ValueError('not an APK: the ZIP archive is damaged (%s)' % error)
+    if 'AndroidManifest.xml' not in names:
+        raise ValueError('not an APK: the ZIP archive holds no AndroidManifest.xml')
 
 
 def sha256(path):
@@ -150,10 +205,10 @@ def main(args):
         result = args[args.index('--result') + 1]
     result = result or os.path.join(os.path.dirname(source), 'result')
     try:
-        with open(source, 'rb') as handle:
-            if handle.read(4) != b'PK\x03\x04':
-                raise ValueError('not an APK: the file is not a ZIP archive')
-        report = describe(decode(source))
+        check_apk(source)
+        decoded, partial = decode(source)
+        report = describe(decoded)
+        report['partial'] = partial
         report['size'] = os.path.getsize(source)
         report['sha256'] = sha256(source)
     except Exception as error:  # Menagerie's protocol: a failure is a non-zero exit and a message
