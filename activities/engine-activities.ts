@@ -1,16 +1,20 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { expandEnv } from '../core/engine-manifest';
-import { describeSubject, type EngineReport } from '../core/investigation';
+import { describeSubject, type EngineReport, subjectKey } from '../core/investigation';
 import type { BlobStore } from './blob-store';
 import type { DockerRunner } from './docker-runner';
 import type { EngineRegistry } from './engine-registry';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from './errors';
 import type { Logger } from './log';
+import type { DocketMetrics } from './metrics';
 import { type EngineRequest, interpret, prepareJob } from './protocols';
+import { ResultCache } from './result-cache';
 
 export interface RunEngineInput extends EngineRequest {
   engine: string;
+  /** Skip the result cache. */
+  force?: boolean;
 }
 
 /** Failure types the workflow and the retry policy tell apart. */
@@ -28,6 +32,8 @@ export interface EngineActivityDeps {
   log: Logger;
   /** Where `${NAME}` in manifests is looked up: the worker's environment. */
   env: Record<string, string | undefined>;
+  cache?: ResultCache;
+  metrics?: DocketMetrics;
 }
 
 export function createEngineActivities(deps: EngineActivityDeps) {
@@ -46,8 +52,22 @@ export function createEngineActivities(deps: EngineActivityDeps) {
       const attempt = context.info.attempt;
       const startedAt = new Date().toISOString();
       const label = `${input.engine} on ${describeSubject(input.subject)}`;
-      deps.log.job(input.job, `${label}: running (attempt ${attempt})`);
       try {
+        const cacheable = deps.cache && resolved.kind === 'analyzer' && resolved.cache > 0;
+        const cacheKey = cacheable
+          ? ResultCache.key({
+            engine: input.engine, imageId: await deps.runner.resolveImage(resolved.image, resolved.name), config: resolved.config,
+            subject: subjectKey(input.subject), args: input.args, parameters: input.parameters,
+          })
+          : undefined;
+        if (cacheKey && !input.force) {
+          const cached = await deps.cache!.get(cacheKey, resolved.cache);
+          if (cached) {
+            deps.log.job(input.job, `${label}: ${cached.status} (reused a result from ${cached.finishedAt})`);
+            return { ...cached, subject: input.subject, cached: true };
+          }
+        }
+        deps.log.job(input.job, `${label}: running (attempt ${attempt})`);
         const run = await deps.runner.run({
           ...prepareJob(resolved, input, deps.blobs),
           attempt,
@@ -55,8 +75,9 @@ export function createEngineActivities(deps: EngineActivityDeps) {
           heartbeat: () => context.heartbeat(),
         });
         const outcome = await interpret(resolved, run, deps.blobs);
+        deps.metrics?.engineJob(input.engine, outcome.status, run.durationMs / 1000);
         deps.log.job(input.job, `${label}: ${outcome.status} in ${(run.durationMs / 1000).toFixed(1)}s${outcome.errorMessage ? ` (${outcome.summary})` : ''}`);
-        return {
+        const report: EngineReport = {
           engine: input.engine,
           subject: input.subject,
           imageId: run.imageId,
@@ -65,8 +86,11 @@ export function createEngineActivities(deps: EngineActivityDeps) {
           attempt,
           ...outcome,
         };
+        if (cacheKey && report.status === 'success') await deps.cache!.put(cacheKey, report);
+        return report;
       } catch (error) {
         deps.log.job(input.job, `${label}: ${(error as Error).message}`);
+        deps.metrics?.engineJob(input.engine, error instanceof EngineTimeoutError ? 'timeout' : 'error');
         throw toFailure(error);
       }
     },

@@ -1,30 +1,93 @@
-import { type InvestigationInput } from '../core/investigation';
-import { type Plan, planJobs, subjectsOf } from '../core/plan';
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import type { InvestigationInput, InvestigationReport, Subject } from '../core/investigation';
+import { type Plan, planJobs } from '../core/plan';
+import { type Policy, validatePolicy } from '../core/policy';
 import type { EngineRegistry } from './engine-registry';
 import type { Logger } from './log';
+import { deliverWebhook } from './webhook';
+
+export interface NotificationTarget {
+  name: string;
+  kind: 'webhook' | 'slack';
+  url?: string;
+  channel?: string;
+  thread?: string;
+}
 
 export interface InvestigationActivityDeps {
   registry: EngineRegistry;
   log: Logger;
   queuePrefix: string;
+  policyFile?: string;
+  webhook?: { url?: string; secret?: string; allow: string[] };
+  /** Posts the report to Slack (the Slack integration plugs in here). */
+  slack?: (target: NotificationTarget, report: InvestigationReport) => Promise<void>;
 }
 
 export interface InvestigationPlan extends Plan {
   queuePrefix: string;
 }
 
+export interface ResponderSettings {
+  engine: string;
+  timeoutMs: number;
+  retries: number;
+  queuePrefix: string;
+}
+
 /** Light activities run by the main worker, beside the workflows. */
 export function createInvestigationActivities(deps: InvestigationActivityDeps) {
   return {
-    async planInvestigation(id: string, input: InvestigationInput): Promise<InvestigationPlan> {
+    /** Pairs one round of subjects with the engines that apply. */
+    async planInvestigation(id: string, input: InvestigationInput, subjects: Subject[] = []): Promise<InvestigationPlan> {
       const engines = deps.registry.list().map((engine) => engine.manifest);
-      const plan = planJobs(subjectsOf(input), input.engines, engines);
+      const plan = planJobs(subjects, input.engines, engines);
       deps.log.job(id, `planned ${plan.jobs.length} engine job(s)${plan.errors.length ? `; ${plan.errors.join('; ')}` : ''}`);
       return { ...plan, queuePrefix: deps.queuePrefix };
     },
 
-    async logEvent(id: string, message: string): Promise<void> {
-      deps.log.job(id, message);
+    /** The response policy as it is now; a missing file means no automatic responses. */
+    async loadPolicy(): Promise<Policy> {
+      if (!deps.policyFile) return { rules: [] };
+      let text: string;
+      try {
+        text = await readFile(deps.policyFile, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { rules: [] };
+        throw error;
+      }
+      const result = validatePolicy(parseYaml(text), deps.policyFile);
+      if (!result.ok) throw new Error(`the response policy is not valid: ${result.error}`);
+      return result.policy;
+    },
+
+    async responderSettings(name: string): Promise<ResponderSettings | null> {
+      const manifest = deps.registry.get(name);
+      if (!manifest || manifest.kind !== 'responder') return null;
+      return { engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
+    },
+
+    async notificationTargets(input: InvestigationInput): Promise<NotificationTarget[]> {
+      const targets: NotificationTarget[] = [];
+      if (deps.webhook?.url) targets.push({ name: 'webhook', kind: 'webhook', url: deps.webhook.url });
+      const asked = input.notify?.webhook;
+      if (asked && asked !== deps.webhook?.url) {
+        if (deps.webhook?.allow.some((prefix) => asked.startsWith(prefix))) targets.push({ name: `webhook ${asked}`, kind: 'webhook', url: asked });
+        else deps.log.warn(`webhook ${asked} is not allowed by DOCKET_WEBHOOK_ALLOW; not notified`);
+      }
+      if (input.notify?.slack && deps.slack) targets.push({ name: `slack ${input.notify.slack.channel}`, kind: 'slack', ...input.notify.slack });
+      return targets;
+    },
+
+    async notify(target: NotificationTarget, report: InvestigationReport): Promise<void> {
+      if (target.kind === 'slack') {
+        if (!deps.slack) throw new Error('Slack is not configured on this worker');
+        await deps.slack(target, report);
+      } else {
+        await deliverWebhook({ url: target.url!, secret: deps.webhook?.secret, id: `msg_${report.id}`, body: { type: 'investigation.finished', data: report } });
+      }
+      deps.log.job(report.id, `notified ${target.name}`);
     },
   };
 }

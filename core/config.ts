@@ -24,7 +24,21 @@ export const ConfigSchema = z.object({
   DOCKET_QUEUE_PREFIX: z.string().default(''),
   /** Engines this process serves (comma-separated); empty means all. */
   DOCKET_ENGINES: z.string().default(''),
+  /** The response policy (YAML); absent file = no automatic responses. */
+  DOCKET_POLICY_FILE: z.string().default('policy.yaml'),
+  /** A webhook every investigation reports to, signed Standard-Webhooks style with the secret. */
+  DOCKET_WEBHOOK_URL: z.string().url().optional(),
+  DOCKET_WEBHOOK_SECRET: z.string().optional(),
+  /** URL prefixes an investigation's own `notify.webhook` may use (comma-separated); none by default. */
+  DOCKET_WEBHOOK_ALLOW: z.string().default(''),
   DOCKET_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * What callers without an API key may do: `auto` = analyze while the gateway listens on loopback and
+   * no key has been created yet, otherwise nothing; `none`, `read` or `analyze` say so outright.
+   */
+  DOCKET_ANONYMOUS: z.enum(['auto', 'none', 'read', 'analyze']).default('auto'),
+  /** Gateway requests a minute per API key (per address without one); 0 turns the limit off. */
+  DOCKET_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & {

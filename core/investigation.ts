@@ -33,6 +33,15 @@ export const InvestigationInput = z.object({
   depth: z.number().int().min(0).max(5).default(1),
   /** Free-form arguments for the engines (the `run <engine> <args>` of chatops). */
   args: z.array(z.string().max(4096)).max(64).optional(),
+  /** Drop private and reserved addresses found in text. */
+  dropPrivate: z.boolean().default(false),
+  /** Where to report besides the console: a webhook URL (must be allowed by DOCKET_WEBHOOK_ALLOW) and a Slack thread. */
+  notify: z.object({
+    webhook: z.string().url().optional(),
+    slack: z.object({ channel: z.string(), thread: z.string().optional() }).optional(),
+  }).optional(),
+  /** Who asked, for the audit trail and the report. */
+  requester: z.string().max(200).optional(),
 });
 export type InvestigationInput = z.infer<typeof InvestigationInput>;
 
@@ -70,6 +79,8 @@ export interface EngineReport {
   errorMessage?: string;
   taxonomies: Taxonomy[];
   artifacts: Array<{ type: ObservableType | string; data?: string; file?: BlobRef; message?: string; tags?: string[] }>;
+  /** Reused from an earlier run of the same engine, image and config on the same input. */
+  cached?: boolean;
   /** Container logs (stdout and stderr) kept when the engine failed. */
   logs?: BlobRef;
   exitCode?: number;
@@ -82,12 +93,39 @@ export interface EngineJobState {
   engine: string;
   subject: string;
   state: EngineJobStatus;
+  cached?: boolean;
+}
+
+export type ApprovalState = 'not-required' | 'pending' | 'approved' | 'rejected' | 'expired';
+
+export interface ResponseRecord {
+  /** Stable id, used to approve or reject this one response. */
+  id: string;
+  responder: string;
+  observable: Observable;
+  rule: string;
+  approval: {
+    state: ApprovalState;
+    expiresAt?: string;
+    by?: string;
+    at?: string;
+    reason?: string;
+  };
+  report?: EngineReport;
+}
+
+export interface NotificationRecord {
+  target: string;
+  state: 'sent' | 'failed';
+  detail?: string;
 }
 
 export interface InvestigationStatus {
   id: string;
   phase: InvestigationPhase;
   jobs: EngineJobState[];
+  verdicts: { bySubject: Record<string, TaxonomyLevel>; overall: TaxonomyLevel };
+  responses: ResponseRecord[];
 }
 
 export interface InvestigationReport {
@@ -96,8 +134,26 @@ export interface InvestigationReport {
   source: Source;
   startedAt: string;
   finishedAt: string;
+  observables: Observable[];
   jobs: EngineReport[];
+  verdicts: { bySubject: Record<string, TaxonomyLevel>; overall: TaxonomyLevel };
+  responses: ResponseRecord[];
+  notifications: NotificationRecord[];
+  cancelled?: boolean;
   errors: string[];
+}
+
+/** A decision on pending approvals: one response by id, or all of them. */
+export const Decision = z.object({
+  responseId: z.string().optional(),
+  by: z.string().min(1).max(200),
+  reason: z.string().max(1000).optional(),
+});
+export type Decision = z.infer<typeof Decision>;
+
+/** Identifies a subject for dedupe and verdicts: `file:<sha256>` or `<type>:<data>`. */
+export function subjectKey(subject: Subject): string {
+  return subject.kind === 'file' ? `file:${subject.file.sha256}` : `${subject.observable.type}:${subject.observable.data}`;
 }
 
 /** A short, human label of a subject, for logs and status lines. */

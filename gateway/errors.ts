@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
 /** An error a client can act on, rendered as `{"error": {"code", "message", "details"}}`. */
@@ -49,3 +51,31 @@ export const errorHandling = fp(async (app: FastifyInstance) => {
     });
   });
 });
+
+/**
+ * Answers bytes that are not HTTP (no route ever sees them) in the same error shape; fastify's own
+ * answer has another. Pass it as fastify's `clientErrorHandler`.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] = clientFault(error);
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
+}
+
+function clientFault(error: NodeJS.ErrnoException): [number, string, string] {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'timeout', 'the request took too long to arrive'];
+  if (error.code === 'HPE_HEADER_OVERFLOW') return [431, 'headers_too_large', 'the request headers are too large'];
+  return [400, 'bad_request', 'the request is not valid HTTP'];
+}
+
+/**
+ * Errors fastify raises before routing (a URL that does not decode, say), in the same shape; pass it
+ * as fastify's `frameworkErrors`.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  reply.status(400).send({ error: { code: 'bad_request', message: `the request was refused before routing: ${error.message}` } });
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import type { InvestigationInput, InvestigationPhase, InvestigationReport } from '../core/investigation';
-import { notFound } from './errors';
+import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Decision, InvestigationInput, InvestigationPhase, InvestigationReport, InvestigationStatus, ResponseRecord } from '../core/investigation';
+import { badRequest, conflict, notFound } from './errors';
 
 /** What the gateway knows of one investigation without asking a worker. */
 export type InvestigationView =
@@ -9,8 +9,34 @@ export type InvestigationView =
   | { state: 'completed'; report: InvestigationReport }
   | { state: 'failed'; message: string };
 
+export interface ListFilters {
+  verdict?: string;
+  source?: string;
+  engine?: string;
+  type?: string;
+  status?: string;
+  pageSize?: number;
+  pageToken?: string;
+}
+
+export interface ListedInvestigation {
+  id: string;
+  status: string;
+  startedAt?: string;
+  closedAt?: string;
+  source?: string;
+  verdict?: string;
+  engines?: string[];
+  observableTypes?: string[];
+}
+
 // Temporal's PendingActivityState.STARTED
 const ACTIVITY_STARTED = 2;
+const WORKFLOW_STATUS: Record<number, string> = {
+  1: 'Running', 2: 'Completed', 3: 'Failed', 4: 'Canceled', 5: 'Terminated', 6: 'ContinuedAsNew', 7: 'TimedOut',
+};
+/** Values allowed in visibility filters: nothing that could change the query's meaning. */
+const FILTER_VALUE = /^[A-Za-z0-9_.:-]{1,100}$/;
 
 /**
  * Starts and reads investigations through the Temporal client only. Reading uses the workflow's
@@ -26,21 +52,14 @@ export class Investigations {
       workflowId: id,
       args: [input],
       memo: { phase: 'received', finishedJobs: 0 },
+      searchAttributes: { DocketSource: [input.source] },
     });
     return id;
   }
 
   async view(id: string): Promise<InvestigationView> {
     const handle = this.client.workflow.getHandle(id);
-    let description;
-    try {
-      description = await handle.describe();
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError || (error as { code?: number }).code === 5) {
-        throw notFound(`no job ${id}: use the jobid that the upload answered`);
-      }
-      throw error;
-    }
+    const description = await this.describe(id);
     const status = description.status.name;
     if (status === 'RUNNING') {
       const memo = (description.memo ?? {}) as { phase?: InvestigationPhase; finishedJobs?: number };
@@ -53,7 +72,6 @@ export class Investigations {
       };
     }
     if (status === 'COMPLETED') return { state: 'completed', report: (await handle.result()) as InvestigationReport };
-    if (status === 'CONTINUED_AS_NEW') return this.view(id);
     let message = `the investigation was ${status.toLowerCase().replace('_', ' ')}`;
     try {
       await handle.result();
@@ -63,4 +81,107 @@ export class Investigations {
     }
     return { state: 'failed', message };
   }
+
+  /** The live status from the workflow (needs a worker), or the final report. */
+  async status(id: string): Promise<{ view: InvestigationView; live?: InvestigationStatus }> {
+    const view = await this.view(id);
+    if (view.state !== 'running') return { view };
+    try {
+      const live = await this.client.workflow.getHandle(id).query<InvestigationStatus>('status');
+      return { view, live };
+    } catch {
+      return { view };
+    }
+  }
+
+  async list(filters: ListFilters): Promise<{ investigations: ListedInvestigation[]; nextPageToken?: string }> {
+    const clauses = ["WorkflowType = 'investigation'"];
+    const add = (field: string, value: string | undefined, list = false) => {
+      if (!value) return;
+      if (!FILTER_VALUE.test(value)) throw badRequest(`filter ${field} may hold letters, digits and . _ : - only`);
+      clauses.push(list ? `${field} IN ('${value}')` : `${field} = '${value}'`);
+    };
+    add('DocketVerdict', filters.verdict);
+    add('DocketSource', filters.source);
+    add('DocketEngines', filters.engine, true);
+    add('DocketObservableTypes', filters.type, true);
+    if (filters.status) {
+      const status = Object.values(WORKFLOW_STATUS).find((name) => name.toLowerCase() === filters.status!.toLowerCase());
+      if (!status) throw badRequest(`status must be one of ${Object.values(WORKFLOW_STATUS).join(', ')}`);
+      clauses.push(`ExecutionStatus = '${status}'`);
+    }
+    const response = await this.client.workflowService.listWorkflowExecutions({
+      namespace: this.client.options.namespace,
+      // Newest first is the visibility store's own order; SQLite visibility refuses ORDER BY.
+      query: clauses.join(' AND '),
+      pageSize: filters.pageSize ?? 20,
+      nextPageToken: filters.pageToken ? Buffer.from(filters.pageToken, 'base64url') : undefined,
+    });
+    const investigations = (response.executions ?? []).map((execution): ListedInvestigation => {
+      const attributes = decodeAttributes(execution.searchAttributes?.indexedFields ?? {});
+      return {
+        id: execution.execution?.workflowId ?? '',
+        status: WORKFLOW_STATUS[execution.status ?? 0] ?? 'Unknown',
+        startedAt: timestamp(execution.startTime),
+        closedAt: timestamp(execution.closeTime),
+        source: first(attributes.DocketSource),
+        verdict: first(attributes.DocketVerdict),
+        engines: attributes.DocketEngines as string[] | undefined,
+        observableTypes: attributes.DocketObservableTypes as string[] | undefined,
+      };
+    });
+    const token = response.nextPageToken?.length ? Buffer.from(response.nextPageToken).toString('base64url') : undefined;
+    return { investigations, nextPageToken: token };
+  }
+
+  async decide(id: string, verdict: 'approve' | 'reject', decision: Decision): Promise<ResponseRecord[]> {
+    const description = await this.describe(id);
+    if (description.status.name !== 'RUNNING') throw conflict(`cannot ${verdict}: investigation ${id} has already finished (${description.status.name.toLowerCase()})`);
+    try {
+      return await this.client.workflow.getHandle(id).executeUpdate<ResponseRecord[], [Decision]>(verdict, { args: [decision] });
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) throw conflict(`cannot ${verdict}: ${error.cause?.message ?? error.message}`);
+      throw error;
+    }
+  }
+
+  async cancel(id: string, by: string, reason?: string): Promise<void> {
+    const description = await this.describe(id);
+    if (description.status.name !== 'RUNNING') throw conflict(`investigation ${id} has already finished (${description.status.name.toLowerCase()})`);
+    await this.client.workflow.getHandle(id).signal('cancel', { by, reason });
+  }
+
+  private async describe(id: string) {
+    if (!id) throw notFound('give a job id: /v1/investigations/<id>');
+    try {
+      return await this.client.workflow.getHandle(id).describe();
+    } catch (error) {
+      // 5: NOT_FOUND; 3: INVALID_ARGUMENT, which Temporal answers for ids it could never have issued.
+      if (error instanceof WorkflowNotFoundError || [3, 5].includes((error as { code?: number }).code ?? 0)) {
+        throw notFound(`no job ${id}: use the jobid that the upload answered`);
+      }
+      throw error;
+    }
+  }
+}
+
+function decodeAttributes(fields: Record<string, { data?: Uint8Array | null }>): Record<string, unknown> {
+  const decoded: Record<string, unknown> = {};
+  for (const [name, payload] of Object.entries(fields)) {
+    try {
+      decoded[name] = payload.data ? JSON.parse(Buffer.from(payload.data).toString('utf8')) : undefined;
+    } catch {
+      decoded[name] = undefined;
+    }
+  }
+  return decoded;
+}
+
+function first(value: unknown): string | undefined {
+  return Array.isArray(value) ? value[0] : (value as string | undefined);
+}
+
+function timestamp(value: { seconds?: unknown; nanos?: number | null } | null | undefined): string | undefined {
+  if (!value?.seconds) return undefined;
+  return new Date(Number(value.seconds) * 1000 + Math.floor((value.nanos ?? 0) / 1e6)).toISOString();
 }

@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
+import { z } from 'zod';
 import { BlobTooLargeError, type BlobStore } from '../activities/blob-store';
 import type { EngineRegistry } from '../activities/engine-registry';
+import { InvestigationInput } from '../core/investigation';
 import { linkFor, type MenagerieResult, menagerieFromReport, summarize } from '../core/menagerie';
 import { formatBytes } from '../core/units';
 import { ApiError, badRequest, conflict, notFound, tooLarge } from './errors';
 import type { Investigations } from './investigations';
+import { errorResponses, jsonSchema, MenagerieResultBody } from './schemas';
 import { sanitizeFilename } from './uploads';
 
 export interface MenagerieDeps {
@@ -16,9 +19,22 @@ export interface MenagerieDeps {
 
 const UPLOAD_FIELD = 'upload';
 
+// Temporal refuses an empty workflow ID as invalid; such an id is the client's mistake, not a 500.
+const idParams = jsonSchema(z.object({ id: z.string().min(1).describe('the jobid the upload answered') }));
+
 /** IBM Menagerie's API, exactly: `POST /<engine>/upload`, `GET /result/<id>`, `GET /link/<id>`. */
 export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps): Promise<void> {
-  app.post<{ Params: { engine: string } }>('/:engine/upload', async (request) => {
+  app.post<{ Params: { engine: string } }>('/:engine/upload', {
+    config: { role: 'analyze' },
+    schema: {
+      tags: ['menagerie'],
+      summary: 'Upload a file for an engine; answers once the job is durable',
+      description: `multipart/form-data with the file in a field named \`${UPLOAD_FIELD}\`.`,
+      consumes: ['multipart/form-data'],
+      params: jsonSchema(z.object({ engine: z.string().describe('an engine that accepts files') })),
+      response: { 200: jsonSchema(z.object({ jobid: z.string() })), ...errorResponses },
+    },
+  }, async (request) => {
     const engine = deps.registry.get(request.params.engine);
     if (!engine) {
       throw notFound(`engine ${request.params.engine} is not declared; the engines are: ${deps.registry.names().join(', ') || 'none'}`, {
@@ -36,7 +52,7 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       // One byte over the limit, so the blob store sees the excess and refuses before anything is kept.
       part = await request.file({ limits: { fileSize: engine.sizelimit + 1, files: 1, fields: 16, parts: 32, headerPairs: 200 } });
     } catch (error) {
-      throw asUploadError(error, engine.sizelimit);
+      throw asUploadError(error, engine.sizelimit, true);
     }
     if (!part) throw badRequest(`no file in the request: send it in a multipart field named ${UPLOAD_FIELD}`);
     if (part.fieldname !== UPLOAD_FIELD) {
@@ -44,21 +60,31 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       throw badRequest(`the file came in a field named ${part.fieldname}; send it in a field named ${UPLOAD_FIELD}`);
     }
     let blob;
+    // A malformed or cut-off body fails the file stream itself; a failure of the blob store does not.
+    let clientFault = false;
+    part.file.once('error', () => {
+      clientFault = true;
+    });
     try {
       blob = await deps.blobs.put(part.file, { limit: engine.sizelimit });
     } catch (error) {
-      throw asUploadError(error, engine.sizelimit);
+      throw asUploadError(error, engine.sizelimit, clientFault);
     }
-    if (part.file.truncated) throw asUploadError(new BlobTooLargeError(engine.sizelimit), engine.sizelimit);
+    if (part.file.truncated) throw asUploadError(new BlobTooLargeError(engine.sizelimit), engine.sizelimit, true);
     const file = { sha256: blob.sha256, size: blob.size, filename: sanitizeFilename(part.filename), contentType: part.mimetype };
-    const jobid = await deps.investigations.start({
-      observables: [], files: [file], engines: [engine.name], tlp: 2, pap: 2, source: 'http', force: false, depth: 0,
-    });
+    const jobid = await deps.investigations.start(InvestigationInput.parse({ files: [file], engines: [engine.name], source: 'http', depth: 0 }));
     request.log.info({ jobid, engine: engine.name, sha256: blob.sha256, size: blob.size }, 'upload accepted');
     return { jobid };
   });
 
-  app.get<{ Params: { id: string } }>('/result/:id', async (request): Promise<MenagerieResult> => {
+  app.get<{ Params: { id: string } }>('/result/:id', {
+    config: { role: 'read' },
+    schema: {
+      tags: ['menagerie'], summary: "A job's status and the first 80 bytes of its result",
+      params: idParams,
+      response: { 200: jsonSchema(MenagerieResultBody), ...errorResponses },
+    },
+  }, async (request): Promise<MenagerieResult> => {
     const view = await deps.investigations.view(request.params.id);
     const link = linkFor(request.params.id);
     if (view.state === 'completed') return menagerieFromReport(view.report);
@@ -67,7 +93,18 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     return { status: running ? 'Running' : 'Received', summary: '', link };
   });
 
-  app.get<{ Params: { id: string }; Querystring: { engine?: string } }>('/link/:id', async (request, reply) => {
+  app.get<{ Params: { id: string }; Querystring: { engine?: string } }>('/link/:id', {
+    config: { role: 'read' },
+    schema: {
+      tags: ['menagerie'], summary: "A finished job's whole result (409 while it runs)",
+      params: idParams,
+      querystring: jsonSchema(z.object({ engine: z.string().optional().describe("pick this engine's result") })),
+      response: {
+        200: { description: "the result bytes, with the engine's content type", content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        ...errorResponses,
+      },
+    },
+  }, async (request, reply) => {
     const { id } = request.params;
     const view = await deps.investigations.view(id);
     if (view.state === 'running') throw conflict(`job ${id} is not finished; poll GET /result/${id} until its status is Success or Fail`);
@@ -85,12 +122,15 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
   });
 }
 
-function asUploadError(error: unknown, limit: number): unknown {
+/** `clientFault`: the error came from reading what the client sent, so it is a 400, not a 500. */
+function asUploadError(error: unknown, limit: number, clientFault: boolean): unknown {
   const code = (error as { code?: string }).code;
   if (error instanceof BlobTooLargeError || code === 'FST_REQ_FILE_TOO_LARGE') {
     return tooLarge(`the upload is larger than this engine's limit of ${formatBytes(limit)}; nothing was stored`);
   }
   if (error instanceof ApiError) return error;
-  if (typeof code === 'string' && code.startsWith('FST_')) return badRequest(`the multipart request was refused: ${(error as Error).message}`);
+  if ((typeof code === 'string' && code.startsWith('FST_')) || clientFault) {
+    return badRequest(`the multipart request was refused: ${(error as Error).message}`);
+  }
   return error;
 }

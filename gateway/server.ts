@@ -1,18 +1,44 @@
 import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
 import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { BlobStore } from '../activities/blob-store';
 import type { EngineRegistry } from '../activities/engine-registry';
-import { errorHandling } from './errors';
+import { DocketMetrics } from '../activities/metrics';
+import { type AuditSink, audit, stdoutAudit } from './audit';
+import { type AnonymousPolicy, auth, describeCaller } from './auth';
+import { engineRoutes } from './engines';
+import { ApiError, clientErrorHandler, errorHandling, frameworkErrors } from './errors';
+import { healthRoutes } from './health';
 import { Investigations } from './investigations';
+import type { KeyStore } from './keys';
 import { menagerieRoutes } from './menagerie';
+import { metricsPlugin } from './metrics';
+import { openapi } from './openapi';
+import { v1InvestigationRoutes } from './v1-investigations';
 
 export interface GatewayDeps {
   client: Client;
   blobs: BlobStore;
   registry: EngineRegistry;
+  docker: Docker;
+  keys: KeyStore;
   /** The main worker's task queue, where investigations start. */
   taskQueue: string;
+  /** What callers without a key may do (`anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST)`). */
+  anonymous: AnonymousPolicy;
+  /** Requests a minute per key, or per address for callers without one; 0 turns the limit off. */
+  rateLimit: number;
+  /** Where audit lines go; stdout unless given. */
+  audit?: AuditSink;
+  /** The registry `/metrics` serves; pass the one the engine workers record into. */
+  metrics?: DocketMetrics;
+  /** Links from investigations to their runs in the Temporal Web UI. */
+  temporalUiUrl?: string;
+  namespace?: string;
+  /** How long each `/readyz` check may take. */
+  readyTimeoutMs?: number;
   logger?: boolean | { level: string };
 }
 
@@ -22,11 +48,39 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     logger: deps.logger ?? false,
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 200 },
+    clientErrorHandler,
+    frameworkErrors,
   });
   await app.register(errorHandling);
+  await app.register(audit, { sink: deps.audit ?? stdoutAudit });
+  // Auth's onRequest hook is added before any route's own hooks (rate limit), so they see the caller.
+  await app.register(auth, { keys: deps.keys, anonymous: deps.anonymous });
+  if (deps.rateLimit > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: deps.rateLimit,
+      timeWindow: 60_000,
+      keyGenerator: (request) => (request.caller?.kind === 'key' ? `key:${request.caller.key.id}` : `ip:${request.ip}`),
+      errorResponseBuilder: (request, context) => new ApiError(
+        429, 'rate_limited',
+        `${describeCaller(request.caller)} sent more than ${context.max} requests this minute; try again in ${context.after}`,
+        { limit: context.max },
+      ),
+    });
+  }
+  await app.register(openapi);
   await app.register(multipart, { throwFileSizeLimit: true });
+  await app.register(metricsPlugin, { metrics: deps.metrics ?? new DocketMetrics() });
+  await app.register(healthRoutes, { client: deps.client, docker: deps.docker, registry: deps.registry, checkTimeoutMs: deps.readyTimeoutMs });
+  await app.register(engineRoutes, { registry: deps.registry, docker: deps.docker });
   const investigations = new Investigations(deps.client, deps.taskQueue);
-  app.get('/healthz', async () => ({ status: 'ok' }));
   await app.register(menagerieRoutes, { registry: deps.registry, blobs: deps.blobs, investigations });
+  await app.register(v1InvestigationRoutes, {
+    investigations,
+    blobs: deps.blobs,
+    maxFileBytes: Math.max(0, ...deps.registry.list().map((engine) => engine.manifest.sizelimit)),
+    temporalUiUrl: deps.temporalUiUrl ?? 'http://localhost:8233',
+    namespace: deps.namespace ?? 'default',
+  });
   return app;
 }

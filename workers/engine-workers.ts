@@ -4,6 +4,8 @@ import type { BlobStore } from '../activities/blob-store';
 import type { DockerRunner } from '../activities/docker-runner';
 import type { EngineRegistry } from '../activities/engine-registry';
 import type { Logger } from '../activities/log';
+import type { ResultCache } from '../activities/result-cache';
+import type { DocketMetrics } from '../activities/metrics';
 import { type EngineManifest, engineTaskQueue } from '../core/engine-manifest';
 
 export interface EngineWorkersOptions {
@@ -17,6 +19,8 @@ export interface EngineWorkersOptions {
   env: Record<string, string | undefined>;
   /** Engines this process serves; all when empty. */
   only?: string[];
+  cache?: ResultCache;
+  metrics?: DocketMetrics;
 }
 
 interface Running {
@@ -78,6 +82,9 @@ export class EngineWorkers {
       taskQueue: engineTaskQueue(manifest.name, options.queuePrefix),
       activities: createEngineActivities(options),
       maxConcurrentActivityTaskExecutions: manifest.concurrency,
+      // Heartbeats carry cancellations to the activity; the default throttle (80% of the heartbeat
+      // timeout) would leave a cancelled container running for half a minute.
+      maxHeartbeatThrottleInterval: '2 seconds',
       // Let a container finish its copy-out when the worker is asked to stop.
       shutdownGraceTime: '10 seconds',
     });

@@ -1,5 +1,5 @@
 import { type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
-import { createInvestigationActivities } from '../activities/investigation-activities';
+import { createInvestigationActivities, type InvestigationActivityDeps } from '../activities/investigation-activities';
 import type { EngineRegistry } from '../activities/engine-registry';
 import type { Logger } from '../activities/log';
 
@@ -10,6 +10,9 @@ export interface MainWorkerOptions {
   queuePrefix: string;
   registry: EngineRegistry;
   log: Logger;
+  policyFile?: string;
+  webhook?: InvestigationActivityDeps['webhook'];
+  slack?: InvestigationActivityDeps['slack'];
   /** A prebuilt workflow bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
 }
@@ -21,6 +24,6 @@ export async function createMainWorker(options: MainWorkerOptions): Promise<Work
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createInvestigationActivities({ registry: options.registry, log: options.log, queuePrefix: options.queuePrefix }),
+    activities: createInvestigationActivities(options),
   });
 }

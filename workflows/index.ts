@@ -1,1 +1,1 @@
-export { investigation, statusQuery } from './investigation';
+export { investigation } from './investigation';

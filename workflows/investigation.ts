@@ -1,16 +1,23 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  condition,
   defineQuery,
+  defineSignal,
+  defineUpdate,
+  isCancellation,
   proxyActivities,
   setHandler,
   upsertMemo,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { EngineActivities } from '../activities/engine-activities';
 import type { InvestigationActivities } from '../activities/investigation-activities';
-import { engineTaskQueue } from '../core/engine-manifest';
+import { engineTaskQueue, ObservableType } from '../core/engine-manifest';
 import {
+  type Decision,
   describeSubject,
   type EngineJobState,
   type EngineReport,
@@ -18,71 +25,235 @@ import {
   type InvestigationPhase,
   type InvestigationReport,
   type InvestigationStatus,
+  type NotificationRecord,
+  type Observable,
+  type ResponseRecord,
+  type Subject,
+  subjectKey,
 } from '../core/investigation';
 import { summarize } from '../core/menagerie';
+import { extractObservables } from '../core/observables';
 import type { PlannedJob } from '../core/plan';
+import { evaluatePolicy } from '../core/policy';
+import { aggregateVerdicts, verdictOf } from '../core/verdict';
 
 export const statusQuery = defineQuery<InvestigationStatus>('status');
+export const reportQuery = defineQuery<InvestigationReport>('report');
+export const approveUpdate = defineUpdate<ResponseRecord[], [Decision]>('approve');
+export const rejectUpdate = defineUpdate<ResponseRecord[], [Decision]>('reject');
+export const cancelSignal = defineSignal<[{ by: string; reason?: string }]>('cancel');
+export const addObservablesSignal = defineSignal<[Observable[]]>('addObservables');
 
 /** Engine jobs of one investigation that run at once; each engine worker bounds its own concurrency too. */
 const PARALLEL_JOBS = 8;
 /** Time beyond the engine's own timeout for copying input in and output out. */
 const COPY_MARGIN_MS = 120_000;
+/** Observables that analyzers' artifacts may add to one investigation. */
+const MAX_ARTIFACT_SUBJECTS = 50;
+/** Engine jobs one investigation may run, which keeps its report small (claim check). */
+const MAX_JOBS = 200;
 
-const { planInvestigation } = proxyActivities<InvestigationActivities>({
+const activities = proxyActivities<InvestigationActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
 });
+const notifications = proxyActivities<InvestigationActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '1 second', backoffCoefficient: 2 },
+});
 
-/** One investigation: plan the engine jobs, run them on their engines' task queues, report. */
+/**
+ * One investigation, whatever started it: parse the input into observables, analyze each with the
+ * engines that apply (and what their artifacts reveal, to a bounded depth), aggregate the verdict,
+ * run the responders the policy selects (after a person approves, where required), and notify.
+ */
 export async function investigation(input: InvestigationInput): Promise<InvestigationReport> {
-  const id = workflowInfo().workflowId;
+  const { workflowId: id, runId } = workflowInfo();
   const startedAt = new Date().toISOString();
   let phase: InvestigationPhase = 'received';
-  const states = new Map<number, EngineJobState>();
-  setHandler(statusQuery, () => ({ id, phase, jobs: [...states.values()] }));
+  const jobs: JobEntry[] = [];
+  const responses: ResponseRecord[] = [];
+  const notified: NotificationRecord[] = [];
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  const queued: Subject[] = [];
+  let cancelled: { by: string; reason?: string } | undefined;
+  const scope = new CancellationScope();
 
+  const reports = () => jobs.flatMap((entry) => (entry.report ? [entry.report] : []));
+  const verdicts = () => aggregateVerdicts(reports().map((report) => ({ subjectKey: subjectKey(report.subject), taxonomies: report.taxonomies })));
+  const observables = () => [...seen].filter((key) => !key.startsWith('file:')).map((key) => {
+    const at = key.indexOf(':');
+    return { type: key.slice(0, at), data: key.slice(at + 1) } as Observable;
+  });
+  const report = (): InvestigationReport => {
+    const done = reports();
+    const failed = cancelled !== undefined || !done.length || done.some((r) => r.status !== 'success')
+      || responses.some((r) => r.report && r.report.status !== 'success');
+    return {
+      id, status: failed ? 'Fail' : 'Success', source: input.source, startedAt, finishedAt: new Date().toISOString(),
+      observables: observables(), jobs: done, verdicts: verdicts(), responses, notifications: notified,
+      cancelled: cancelled ? true : undefined, errors,
+    };
+  };
   const enter = (next: InvestigationPhase) => {
     phase = next;
     upsertMemo({ phase });
   };
-
-  enter('parsing');
-  const plan = await planInvestigation(id, input);
-  enter('analyzing');
-  plan.jobs.forEach((job, index) => states.set(index, { engine: job.engine, subject: describeSubject(job.subject), state: 'queued' }));
-
-  const reports: EngineReport[] = new Array(plan.jobs.length);
-  const errors = [...plan.errors];
-  let next = 0;
-  let finishedJobs = 0;
-  const lane = async () => {
-    while (next < plan.jobs.length) {
-      const index = next++;
-      const job = plan.jobs[index];
-      states.set(index, { ...states.get(index)!, state: 'running' });
-      reports[index] = await runJob(id, job, input, plan.queuePrefix);
-      states.set(index, { ...states.get(index)!, state: reports[index].status });
-      finishedJobs += 1;
-      upsertMemo({ finishedJobs });
+  const admit = (subjects: Subject[]) => {
+    for (const subject of subjects) {
+      const key = subjectKey(subject);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      queued.push(subject);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_JOBS, plan.jobs.length) }, lane));
 
-  enter('done');
-  const failed = !plan.jobs.length || reports.some((report) => report.status !== 'success');
-  return {
-    id,
-    status: failed ? 'Fail' : 'Success',
-    source: input.source,
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    jobs: reports,
-    errors,
+  setHandler(statusQuery, () => ({ id, phase, jobs: jobs.map((entry) => entry.state), verdicts: verdicts(), responses }));
+  setHandler(reportQuery, report);
+  setHandler(cancelSignal, (who) => {
+    cancelled = who;
+    scope.cancel();
+  });
+  setHandler(addObservablesSignal, (added) => admit(added.map((observable) => ({ kind: 'observable', observable }))));
+  const decide = (state: 'approved' | 'rejected') => (decision: Decision) => {
+    const at = new Date().toISOString();
+    const pending = responses.filter((r) => r.approval.state === 'pending' && (!decision.responseId || r.id === decision.responseId));
+    for (const response of pending) response.approval = { ...response.approval, state, by: decision.by, at, reason: decision.reason };
+    return pending;
   };
+  const validateDecision = (decision: Decision) => {
+    const pending = responses.filter((r) => r.approval.state === 'pending');
+    if (!pending.length) throw new Error('nothing is waiting for approval in this investigation');
+    if (decision.responseId && !pending.some((r) => r.id === decision.responseId)) {
+      throw new Error(`no pending response ${decision.responseId}; pending: ${pending.map((r) => r.id).join(', ')}`);
+    }
+  };
+  setHandler(approveUpdate, decide('approved'), { validator: validateDecision });
+  setHandler(rejectUpdate, decide('rejected'), { validator: validateDecision });
+
+  try {
+    await scope.run(async () => {
+      enter('parsing');
+      admit([
+        ...input.files.map((file): Subject => ({ kind: 'file', file })),
+        ...input.observables.map((observable): Subject => ({ kind: 'observable', observable })),
+        ...(input.text ? extractObservables(input.text, { dropPrivate: input.dropPrivate }) : []).map((observable): Subject => ({ kind: 'observable', observable })),
+      ]);
+      upsertSearchAttributes({ DocketObservableTypes: [...new Set([...seen].map((key) => key.slice(0, key.indexOf(':'))))] });
+
+      enter('analyzing');
+      let artifactsAdmitted = 0;
+      for (let depth = 0; queued.length; depth += 1) {
+        const round = queued.splice(0, queued.length);
+        const plan = await activities.planInvestigation(id, { ...input, files: [], observables: [] }, round);
+        errors.push(...plan.errors.filter((error) => !errors.includes(error)));
+        const room = Math.max(0, MAX_JOBS - jobs.length);
+        if (plan.jobs.length > room) errors.push(`only ${MAX_JOBS} engine jobs run per investigation; ${plan.jobs.length - room} were left out`);
+        const added = plan.jobs.slice(0, room).map((job): JobEntry => ({ job, state: { engine: job.engine, subject: describeSubject(job.subject), state: 'queued' } }));
+        jobs.push(...added);
+        upsertSearchAttributes({ DocketEngines: [...new Set(jobs.map((entry) => entry.job.engine))] });
+        await runPool(added, async (entry) => {
+          entry.state.state = 'running';
+          entry.report = await runEngineJob(id, runId, entry.job, input, plan.queuePrefix);
+          entry.state = { ...entry.state, state: entry.report.status, cached: entry.report.cached };
+          upsertMemo({ finishedJobs: jobs.filter((j) => j.report).length });
+        });
+        if (depth >= input.depth) break;
+        for (const entry of added) {
+          for (const artifact of entry.report?.artifacts ?? []) {
+            if (artifactsAdmitted >= MAX_ARTIFACT_SUBJECTS) break;
+            const subject = artifactSubject(artifact);
+            if (!subject || seen.has(subjectKey(subject))) continue;
+            artifactsAdmitted += 1;
+            admit([subject]);
+          }
+        }
+      }
+
+      const overall = verdicts();
+      upsertSearchAttributes({ DocketVerdict: [overall.overall] });
+      enter('responding');
+      const policy = await activities.loadPolicy();
+      const planned = evaluatePolicy(policy, observables().map((observable) => {
+        const about = reports().filter((r) => subjectKey(r.subject) === subjectKey({ kind: 'observable', observable }));
+        return {
+          observable,
+          verdict: verdictOf(about.flatMap((r) => r.taxonomies)),
+          engines: about.filter((r) => r.taxonomies.length).map((r) => r.engine),
+        };
+      }));
+      await Promise.all(planned.map(async (plan, index) => {
+        const record: ResponseRecord = {
+          id: `r${index + 1}`, responder: plan.responder, observable: plan.observable, rule: plan.rule,
+          approval: plan.approval === 'required'
+            ? { state: 'pending', expiresAt: new Date(Date.now() + plan.expiryMs).toISOString() }
+            : { state: 'not-required' },
+        };
+        responses.push(record);
+        if (plan.approval === 'required') {
+          const decided = await condition(() => record.approval.state !== 'pending', plan.expiryMs);
+          if (!decided) record.approval = { ...record.approval, state: 'expired' };
+          if (record.approval.state !== 'approved') return;
+        }
+        const responder = await activities.responderSettings(plan.responder);
+        if (!responder) {
+          errors.push(`the policy names responder ${plan.responder}, which is not declared`);
+          return;
+        }
+        const subject: Subject = { kind: 'observable', observable: plan.observable };
+        record.report = await runEngineJob(id, runId, { ...responder, subject }, input, responder.queuePrefix, `${id}/${runId}/${record.id}/${plan.responder}`);
+      }));
+    });
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    cancelled ??= { by: 'temporal', reason: 'the workflow was cancelled' };
+    errors.push(`cancelled by ${cancelled.by}${cancelled.reason ? `: ${cancelled.reason}` : ''}`);
+    for (const response of responses) {
+      if (response.approval.state === 'pending') response.approval = { ...response.approval, state: 'expired', reason: 'investigation cancelled' };
+    }
+  }
+
+  // Reporting must happen even after a cancellation.
+  await CancellationScope.nonCancellable(async () => {
+    enter('notifying');
+    const targets = await activities.notificationTargets(input);
+    for (const target of targets) {
+      try {
+        await notifications.notify(target, report());
+        notified.push({ target: target.name, state: 'sent' });
+      } catch (error) {
+        const cause = error instanceof ActivityFailure ? error.cause : error;
+        notified.push({ target: target.name, state: 'failed', detail: cause instanceof Error ? cause.message : String(cause) });
+      }
+    }
+  });
+  enter('done');
+  return report();
 }
 
-async function runJob(id: string, job: PlannedJob, input: InvestigationInput, queuePrefix: string): Promise<EngineReport> {
+interface JobEntry {
+  job: PlannedJob;
+  state: EngineJobState;
+  report?: EngineReport;
+}
+
+async function runPool<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_JOBS, items.length) }, lane));
+}
+
+function artifactSubject(artifact: EngineReport['artifacts'][number]): Subject | undefined {
+  if (artifact.file) return { kind: 'file', file: artifact.file };
+  const type = ObservableType.safeParse(artifact.type);
+  if (!type.success || !artifact.data || type.data === 'file') return undefined;
+  return { kind: 'observable', observable: { type: type.data, data: artifact.data, tags: artifact.tags } };
+}
+
+async function runEngineJob(id: string, runId: string, job: PlannedJob, input: InvestigationInput, queuePrefix: string, idempotencyKey?: string): Promise<EngineReport> {
   const { runEngine } = proxyActivities<EngineActivities>({
     taskQueue: engineTaskQueue(job.engine, queuePrefix),
     startToCloseTimeout: job.timeoutMs + COPY_MARGIN_MS,
@@ -91,23 +262,18 @@ async function runJob(id: string, job: PlannedJob, input: InvestigationInput, qu
   });
   const startedAt = new Date().toISOString();
   try {
-    return await runEngine({ job: id, engine: job.engine, subject: job.subject, tlp: input.tlp, pap: input.pap, args: input.args });
+    return await runEngine({
+      job: id, engine: job.engine, subject: job.subject, tlp: input.tlp, pap: input.pap, args: input.args,
+      force: input.force, parameters: idempotencyKey ? { idempotency_key: idempotencyKey, workflow_run: runId } : undefined,
+    });
   } catch (error) {
+    if (isCancellation(error)) throw error;
     const cause = error instanceof ActivityFailure ? error.cause : error;
     const message = cause instanceof Error ? cause.message : String(error);
     const timedOut = cause instanceof ApplicationFailure && cause.type === 'EngineTimeout';
     return {
-      engine: job.engine,
-      subject: job.subject,
-      status: timedOut ? 'timeout' : 'error',
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      summary: summarize(message),
-      errorMessage: message,
-      truncated: false,
-      taxonomies: [],
-      artifacts: [],
-      attempt: job.retries + 1,
+      engine: job.engine, subject: job.subject, status: timedOut ? 'timeout' : 'error', startedAt, finishedAt: new Date().toISOString(),
+      summary: summarize(message), errorMessage: message, truncated: false, taxonomies: [], artifacts: [], attempt: job.retries + 1,
     };
   }
 }

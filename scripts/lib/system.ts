@@ -3,11 +3,17 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics } from 'prom-client';
 import { BlobStore } from '../../activities/blob-store';
 import { DockerRunner } from '../../activities/docker-runner';
 import { EngineRegistry } from '../../activities/engine-registry';
+import { ResultCache } from '../../activities/result-cache';
 import type { Logger } from '../../activities/log';
+import { DocketMetrics } from '../../activities/metrics';
 import type { Config } from '../../core/config';
+import type { AuditSink } from '../../gateway/audit';
+import { anonymousPolicy } from '../../gateway/auth';
+import { KeyStore } from '../../gateway/keys';
 import { buildGateway } from '../../gateway/server';
 import { EngineWorkers } from '../../workers/engine-workers';
 import { createMainWorker } from '../../workers/main-worker';
@@ -26,6 +32,8 @@ export interface SystemOptions {
   workers?: boolean;
   mainWorker?: boolean;
   engineWorkers?: boolean;
+  /** Where the gateway's audit lines go; stdout unless given. */
+  audit?: AuditSink;
 }
 
 export interface System {
@@ -33,6 +41,8 @@ export interface System {
   blobs: BlobStore;
   client: Client;
   docker: Docker;
+  /** The Prometheus registry the gateway serves on /metrics. */
+  metrics: DocketMetrics;
   gateway?: FastifyInstance;
   url?: string;
   engineWorkers?: EngineWorkers;
@@ -57,6 +67,8 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
   await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE, log);
   const taskQueue = `${config.DOCKET_QUEUE_PREFIX}${config.DOCKET_TASK_QUEUE}`;
+  const metrics = new DocketMetrics();
+  collectDefaultMetrics({ register: metrics.registry, prefix: 'docket_' });
   const stops: Array<() => Promise<void>> = [];
 
   let engineWorkers: EngineWorkers | undefined;
@@ -75,6 +87,12 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       ? await createMainWorker({
         connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX,
         registry, log, workflowBundle: options.workflowBundle,
+        policyFile: config.DOCKET_POLICY_FILE,
+        webhook: {
+          url: config.DOCKET_WEBHOOK_URL,
+          secret: config.DOCKET_WEBHOOK_SECRET,
+          allow: config.DOCKET_WEBHOOK_ALLOW.split(',').map((prefix) => prefix.trim()).filter(Boolean),
+        },
       })
       : undefined;
     const mainDone = main?.run();
@@ -82,6 +100,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       engineWorkers = new EngineWorkers({
         connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
         registry, runner: new DockerRunner(docker, blobs), blobs, log, env, only: config.engineFilter,
+        cache: new ResultCache(join(config.DOCKET_DATA_DIR, 'cache')), metrics,
       });
       await engineWorkers.start();
     }
@@ -97,14 +116,21 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   let gateway: FastifyInstance | undefined;
   let url: string | undefined;
   if (options.gateway !== false) {
-    gateway = await buildGateway({ client, blobs, registry, taskQueue });
+    gateway = await buildGateway({
+      client, blobs, registry, taskQueue, docker, metrics,
+      temporalUiUrl: config.temporalUiUrl, namespace: config.TEMPORAL_NAMESPACE,
+      keys: new KeyStore(join(config.DOCKET_DATA_DIR, 'keys.json')),
+      anonymous: anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST),
+      rateLimit: config.DOCKET_RATE_LIMIT,
+      audit: options.audit,
+    });
     url = await gateway.listen({ host: config.DOCKET_HOST, port: config.DOCKET_PORT });
     const app = gateway;
     stops.unshift(() => app.close());
   }
 
   return {
-    registry, blobs, client, docker, gateway, url, engineWorkers,
+    registry, blobs, client, docker, metrics, gateway, url, engineWorkers,
     async reload() {
       if (engineWorkers) await engineWorkers.reload();
       else await registry.reload();

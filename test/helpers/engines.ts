@@ -64,3 +64,30 @@ export async function leftovers(job?: string): Promise<{ containers: number; vol
   const { Volumes } = await docker.listVolumes({ filters: { label } });
   return { containers: containers.length, volumes: (Volumes ?? []).length };
 }
+
+/** Reads a file from a named volume with a throw-away container (no host path involved). */
+export async function readVolumeFile(volume: string, path: string): Promise<string> {
+  const container = await docker.createContainer({
+    Image: 'docket/base:bookworm', Cmd: ['cat', path], Tty: false,
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: '/volume', ReadOnly: true }] },
+  });
+  try {
+    await container.start();
+    await container.wait();
+    const logs = await container.logs({ stdout: true, stderr: false });
+    return demuxLogs(logs);
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+/** Strips Docker's 8-byte frame headers from a non-TTY log buffer. */
+function demuxLogs(buffer: Buffer): string {
+  let text = '';
+  for (let offset = 0; offset + 8 <= buffer.length;) {
+    const length = buffer.readUInt32BE(offset + 4);
+    text += buffer.subarray(offset + 8, offset + 8 + length).toString('utf8');
+    offset += 8 + length;
+  }
+  return text;
+}

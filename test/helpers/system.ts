@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { silentLogger, type Logger } from '../../activities/log';
+import type { AuditSink } from '../../gateway/audit';
 import { loadConfig, type Config } from '../../core/config';
 import { startSystem, type System } from '../../scripts/lib/system';
 
@@ -34,6 +35,8 @@ export interface TestSystemOptions {
   gateway?: boolean;
   /** Share another test system's data folder and task queues (a second process of one installation). */
   shareWith?: TestSystem;
+  /** Where the gateway's audit lines go; dropped unless given, to keep test output readable. */
+  audit?: AuditSink;
 }
 
 export async function startTestSystem(options: TestSystemOptions = {}): Promise<TestSystem> {
@@ -53,6 +56,7 @@ export async function startTestSystem(options: TestSystemOptions = {}): Promise<
     workflowBundle: { codePath: process.env.DOCKET_TEST_BUNDLE! },
     workers: options.workers,
     gateway: options.gateway,
+    audit: options.audit ?? (() => undefined),
   });
   return {
     ...system,

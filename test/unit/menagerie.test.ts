@@ -6,7 +6,10 @@ const job = (fields: Partial<EngineReport>): EngineReport => ({
   engine: 'fileinfo', subject: { kind: 'observable', observable: { type: 'domain', data: 'example.com' } },
   status: 'success', startedAt: '', finishedAt: '', summary: '', truncated: false, taxonomies: [], artifacts: [], attempt: 1, ...fields,
 });
-const report = (jobs: EngineReport[]): InvestigationReport => ({ id: 'j1', status: 'Success', source: 'http', startedAt: '', finishedAt: '', jobs, errors: [] });
+const report = (jobs: EngineReport[]): InvestigationReport => ({
+  id: 'j1', status: 'Success', source: 'http', startedAt: '', finishedAt: '', observables: [], jobs, errors: [],
+  verdicts: { bySubject: {}, overall: 'info' }, responses: [], notifications: [],
+});
 
 describe('Menagerie result', () => {
   it('keeps a short result whole (Menagerie lost results under its window)', () => {

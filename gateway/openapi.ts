@@ -1,0 +1,84 @@
+import { createReadStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import swagger from '@fastify/swagger';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import fp from 'fastify-plugin';
+import { version } from '../package.json';
+
+/**
+ * The OpenAPI document at `/openapi.json`, built from the schemas the routes declare, and a docs page
+ * at `/docs` drawn by Swagger UI from the npm package's files (it works with no internet). Register it
+ * before any route, since it learns routes as they are added.
+ */
+export const openapi = fp(async (app: FastifyInstance) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Docket',
+        version,
+        description: 'Security investigations as durable Temporal workflows. Send an API key as '
+          + '`Authorization: Bearer <key>`; each operation says the least role it needs (read < analyze < respond < admin).',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a Docket API key, dk_...' } } },
+    },
+    transform: ({ schema, url, route }) => {
+      const role = route.config?.role;
+      if (!role) return { schema, url };
+      const documented = (schema ?? {}) as FastifySchema & { description?: string };
+      return {
+        url,
+        schema: {
+          ...documented,
+          description: [documented.description, `Needs the \`${role}\` role.`].filter(Boolean).join(' '),
+          security: [{ bearer: [] }],
+        } as FastifySchema,
+      };
+    },
+  });
+
+  app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
+  await app.register(docsPage);
+});
+
+const ASSETS: Record<string, string> = {
+  'swagger-ui.css': 'text/css; charset=utf-8',
+  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
+};
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Docket API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script src="/docs/init.js"></script>
+</body>
+</html>
+`;
+
+// validatorUrl null: Swagger UI would otherwise send the document to an outside validation service.
+const INIT = `SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui', validatorUrl: null, deepLinking: false, docExpansion: 'list' });\n`;
+
+// Only this origin's files: the page works offline, and nothing injected into it could load more.
+const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
+
+async function docsPage(app: FastifyInstance): Promise<void> {
+  const assets = dirname(require.resolve('swagger-ui-dist/package.json'));
+  const hidden = { schema: { hide: true } };
+  app.get('/docs', hidden, async (_request, reply) => {
+    reply.header('content-security-policy', CSP).type('text/html; charset=utf-8');
+    return PAGE;
+  });
+  app.get('/docs/init.js', hidden, async (_request, reply) => reply.type(ASSETS['swagger-ui-bundle.js']).send(INIT));
+  app.get<{ Params: { asset: string } }>('/docs/:asset', hidden, async (request, reply) => {
+    const type = ASSETS[request.params.asset];
+    if (!type) return reply.callNotFound();
+    reply.header('cache-control', 'public, max-age=3600').type(type);
+    return reply.send(createReadStream(join(assets, request.params.asset)));
+  });
+}
