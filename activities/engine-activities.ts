@@ -49,6 +49,7 @@ export function createEngineActivities(deps: EngineActivityDeps) {
         );
       }
       const resolved = { ...manifest, config: expandEnv(manifest.config, deps.env), env: expandEnv(manifest.env, deps.env) };
+      if (input.env) input = { ...input, env: expandEnv(input.env, deps.env) };
       const attempt = context.info.attempt;
       const startedAt = new Date().toISOString();
       const label = `${input.engine} on ${describeSubject(input.subject)}`;

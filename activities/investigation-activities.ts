@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { InvestigationInput, InvestigationReport, Subject } from '../core/investigation';
+import type { InvestigationInput, InvestigationReport, InvestigationStatus, Subject, TaskReport } from '../core/investigation';
 import { type Plan, planJobs } from '../core/plan';
 import { type Policy, validatePolicy } from '../core/policy';
 import type { EngineRegistry } from './engine-registry';
@@ -21,8 +21,10 @@ export interface InvestigationActivityDeps {
   queuePrefix: string;
   policyFile?: string;
   webhook?: { url?: string; secret?: string; allow: string[] };
-  /** Posts the report to Slack (the Slack integration plugs in here). */
-  slack?: (target: NotificationTarget, report: InvestigationReport) => Promise<void>;
+  /** Posts the final report to Slack (the Slack integration plugs in here). */
+  slack?: (target: NotificationTarget, report: InvestigationReport | TaskReport) => Promise<void>;
+  /** Shows live progress in Slack (edits one message per change). */
+  slackProgress?: (target: NotificationTarget, status: InvestigationStatus) => Promise<void>;
 }
 
 export interface InvestigationPlan extends Plan {
@@ -68,7 +70,19 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
       return { engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
     },
 
-    async notificationTargets(input: InvestigationInput): Promise<NotificationTarget[]> {
+    /** Any engine's run settings, or why it cannot run. */
+    async engineSettings(name: string): Promise<ResponderSettings | { error: string }> {
+      const manifest = deps.registry.get(name);
+      if (!manifest) return { error: `engine ${name} is not declared; the engines are: ${deps.registry.names().join(', ') || 'none'}` };
+      return { engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
+    },
+
+    /** Live progress of a running investigation, for targets that show it (a Slack thread). */
+    async progress(target: NotificationTarget, status: InvestigationStatus): Promise<void> {
+      if (target.kind === 'slack' && deps.slackProgress) await deps.slackProgress(target, status);
+    },
+
+    async notificationTargets(input: Pick<InvestigationInput, 'notify'>): Promise<NotificationTarget[]> {
       const targets: NotificationTarget[] = [];
       if (deps.webhook?.url) targets.push({ name: 'webhook', kind: 'webhook', url: deps.webhook.url });
       const asked = input.notify?.webhook;
@@ -80,12 +94,13 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
       return targets;
     },
 
-    async notify(target: NotificationTarget, report: InvestigationReport): Promise<void> {
+    async notify(target: NotificationTarget, report: InvestigationReport | TaskReport): Promise<void> {
       if (target.kind === 'slack') {
         if (!deps.slack) throw new Error('Slack is not configured on this worker');
         await deps.slack(target, report);
       } else {
-        await deliverWebhook({ url: target.url!, secret: deps.webhook?.secret, id: `msg_${report.id}`, body: { type: 'investigation.finished', data: report } });
+        const type = 'engine' in report ? 'task.finished' : 'investigation.finished';
+        await deliverWebhook({ url: target.url!, secret: deps.webhook?.secret, id: `msg_${report.id}`, body: { type, data: report } });
       }
       deps.log.job(report.id, `notified ${target.name}`);
     },

@@ -18,6 +18,8 @@ export interface EngineRequest {
   message?: string;
   args?: string[];
   parameters?: Record<string, unknown>;
+  /** Extra container environment for this run (a scheduled task's); `${NAME}` expands on the worker. */
+  env?: Record<string, string>;
 }
 
 type Prepared = Omit<ContainerJob, 'attempt' | 'signal' | 'heartbeat'>;
@@ -42,7 +44,7 @@ export function prepareJob(manifest: EngineManifest, request: EngineRequest, blo
     network: manifest.network,
     volumes: manifest.volumes,
     timeoutMs: manifest.timeout,
-    env: { ...manifest.env },
+    env: { ...manifest.env, ...(request.env ?? {}) },
   };
   const input = inputFile(request.subject, blobs);
   if (manifest.protocol === 'cortex') {

@@ -161,3 +161,27 @@ export function describeSubject(subject: Subject): string {
   if (subject.kind === 'file') return `file ${subject.file.filename ?? subject.file.sha256.slice(0, 12)}`;
   return `${subject.observable.type} ${subject.observable.data}`;
 }
+
+/** One engine run with arguments and environment (CloudPassage's tasks: `run <engine> <args>`, scheduled runs). */
+export const TaskInput = z.object({
+  engine: z.string().min(1),
+  args: z.array(z.string().max(4096)).max(64).default([]),
+  /** Container environment: literal values, or `${NAME}` taken from the engine worker's environment. */
+  env: z.record(z.string(), z.string()).default({}),
+  source: Source.default('cli'),
+  notify: InvestigationInput.shape.notify,
+  requester: z.string().max(200).optional(),
+});
+export type TaskInput = z.infer<typeof TaskInput>;
+
+export interface TaskReport {
+  id: string;
+  engine: string;
+  status: 'Success' | 'Fail';
+  source: Source;
+  startedAt: string;
+  finishedAt: string;
+  report?: EngineReport;
+  notifications: NotificationRecord[];
+  errors: string[];
+}

@@ -1,1 +1,2 @@
 export { investigation } from './investigation';
+export { task } from './task';

@@ -1,6 +1,4 @@
 import {
-  ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   condition,
   defineQuery,
@@ -9,13 +7,13 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { EngineActivities } from '../activities/engine-activities';
-import type { InvestigationActivities } from '../activities/investigation-activities';
-import { engineTaskQueue, ObservableType } from '../core/engine-manifest';
+import type { InvestigationActivities, NotificationTarget } from '../activities/investigation-activities';
+import { ObservableType } from '../core/engine-manifest';
 import {
   type Decision,
   describeSubject,
@@ -31,11 +29,12 @@ import {
   type Subject,
   subjectKey,
 } from '../core/investigation';
-import { summarize } from '../core/menagerie';
 import { extractObservables } from '../core/observables';
 import type { PlannedJob } from '../core/plan';
 import { evaluatePolicy } from '../core/policy';
 import { aggregateVerdicts, verdictOf } from '../core/verdict';
+import { runEngineJob } from './engine-job';
+import { notifyAll } from './notify';
 
 export const statusQuery = defineQuery<InvestigationStatus>('status');
 export const reportQuery = defineQuery<InvestigationReport>('report');
@@ -46,8 +45,8 @@ export const addObservablesSignal = defineSignal<[Observable[]]>('addObservables
 
 /** Engine jobs of one investigation that run at once; each engine worker bounds its own concurrency too. */
 const PARALLEL_JOBS = 8;
-/** Time beyond the engine's own timeout for copying input in and output out. */
-const COPY_MARGIN_MS = 120_000;
+/** Progress edits (a Slack message) at most this often. */
+const PROGRESS_EVERY_MS = 2_000;
 /** Observables that analyzers' artifacts may add to one investigation. */
 const MAX_ARTIFACT_SUBJECTS = 50;
 /** Engine jobs one investigation may run, which keeps its report small (claim check). */
@@ -57,9 +56,9 @@ const activities = proxyActivities<InvestigationActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
 });
-const notifications = proxyActivities<InvestigationActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '1 second', backoffCoefficient: 2 },
+const progressActivities = proxyActivities<InvestigationActivities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { maximumAttempts: 2 },
 });
 
 /**
@@ -96,9 +95,23 @@ export async function investigation(input: InvestigationInput): Promise<Investig
       cancelled: cancelled ? true : undefined, errors,
     };
   };
+  let changed = false;
+  let finished = false;
   const enter = (next: InvestigationPhase) => {
     phase = next;
+    changed = true;
     upsertMemo({ phase });
+  };
+  const status = (): InvestigationStatus => ({ id, phase, jobs: jobs.map((entry) => entry.state), verdicts: verdicts(), responses });
+  // One edit per change, at most every PROGRESS_EVERY_MS, for targets that show live progress.
+  const showProgress = async (targets: NotificationTarget[]) => {
+    while (!finished) {
+      await condition(() => changed || finished);
+      if (finished) return;
+      changed = false;
+      for (const target of targets) await progressActivities.progress(target, status()).catch(() => undefined);
+      await sleep(PROGRESS_EVERY_MS);
+    }
   };
   const admit = (subjects: Subject[]) => {
     for (const subject of subjects) {
@@ -109,7 +122,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
     }
   };
 
-  setHandler(statusQuery, () => ({ id, phase, jobs: jobs.map((entry) => entry.state), verdicts: verdicts(), responses }));
+  setHandler(statusQuery, status);
   setHandler(reportQuery, report);
   setHandler(cancelSignal, (who) => {
     cancelled = who;
@@ -120,6 +133,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
     const at = new Date().toISOString();
     const pending = responses.filter((r) => r.approval.state === 'pending' && (!decision.responseId || r.id === decision.responseId));
     for (const response of pending) response.approval = { ...response.approval, state, by: decision.by, at, reason: decision.reason };
+    changed = true;
     return pending;
   };
   const validateDecision = (decision: Decision) => {
@@ -132,6 +146,9 @@ export async function investigation(input: InvestigationInput): Promise<Investig
   setHandler(approveUpdate, decide('approved'), { validator: validateDecision });
   setHandler(rejectUpdate, decide('rejected'), { validator: validateDecision });
 
+  const targets = await activities.notificationTargets(input);
+  const live = targets.filter((target) => target.kind === 'slack');
+  const progress = live.length ? CancellationScope.nonCancellable(() => showProgress(live)) : Promise.resolve();
   try {
     await scope.run(async () => {
       enter('parsing');
@@ -155,8 +172,10 @@ export async function investigation(input: InvestigationInput): Promise<Investig
         upsertSearchAttributes({ DocketEngines: [...new Set(jobs.map((entry) => entry.job.engine))] });
         await runPool(added, async (entry) => {
           entry.state.state = 'running';
+          changed = true;
           entry.report = await runEngineJob(id, runId, entry.job, input, plan.queuePrefix);
           entry.state = { ...entry.state, state: entry.report.status, cached: entry.report.cached };
+          changed = true;
           upsertMemo({ finishedJobs: jobs.filter((j) => j.report).length });
         });
         if (depth >= input.depth) break;
@@ -191,9 +210,11 @@ export async function investigation(input: InvestigationInput): Promise<Investig
             : { state: 'not-required' },
         };
         responses.push(record);
+        changed = true;
         if (plan.approval === 'required') {
           const decided = await condition(() => record.approval.state !== 'pending', plan.expiryMs);
           if (!decided) record.approval = { ...record.approval, state: 'expired' };
+          changed = true;
           if (record.approval.state !== 'approved') return;
         }
         const responder = await activities.responderSettings(plan.responder);
@@ -215,18 +236,11 @@ export async function investigation(input: InvestigationInput): Promise<Investig
   }
 
   // Reporting must happen even after a cancellation.
+  finished = true;
   await CancellationScope.nonCancellable(async () => {
+    await progress;
     enter('notifying');
-    const targets = await activities.notificationTargets(input);
-    for (const target of targets) {
-      try {
-        await notifications.notify(target, report());
-        notified.push({ target: target.name, state: 'sent' });
-      } catch (error) {
-        const cause = error instanceof ActivityFailure ? error.cause : error;
-        notified.push({ target: target.name, state: 'failed', detail: cause instanceof Error ? cause.message : String(cause) });
-      }
-    }
+    await notifyAll(targets, report, notified);
   });
   enter('done');
   return report();
@@ -251,29 +265,4 @@ function artifactSubject(artifact: EngineReport['artifacts'][number]): Subject |
   const type = ObservableType.safeParse(artifact.type);
   if (!type.success || !artifact.data || type.data === 'file') return undefined;
   return { kind: 'observable', observable: { type: type.data, data: artifact.data, tags: artifact.tags } };
-}
-
-async function runEngineJob(id: string, runId: string, job: PlannedJob, input: InvestigationInput, queuePrefix: string, idempotencyKey?: string): Promise<EngineReport> {
-  const { runEngine } = proxyActivities<EngineActivities>({
-    taskQueue: engineTaskQueue(job.engine, queuePrefix),
-    startToCloseTimeout: job.timeoutMs + COPY_MARGIN_MS,
-    heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: ['ImageMissing', 'UnknownEngine'] },
-  });
-  const startedAt = new Date().toISOString();
-  try {
-    return await runEngine({
-      job: id, engine: job.engine, subject: job.subject, tlp: input.tlp, pap: input.pap, args: input.args,
-      force: input.force, parameters: idempotencyKey ? { idempotency_key: idempotencyKey, workflow_run: runId } : undefined,
-    });
-  } catch (error) {
-    if (isCancellation(error)) throw error;
-    const cause = error instanceof ActivityFailure ? error.cause : error;
-    const message = cause instanceof Error ? cause.message : String(error);
-    const timedOut = cause instanceof ApplicationFailure && cause.type === 'EngineTimeout';
-    return {
-      engine: job.engine, subject: job.subject, status: timedOut ? 'timeout' : 'error', startedAt, finishedAt: new Date().toISOString(),
-      summary: summarize(message), errorMessage: message, truncated: false, taxonomies: [], artifacts: [], attempt: job.retries + 1,
-    };
-  }
 }
