@@ -31,7 +31,7 @@ export interface ContainerJob {
   input: InputEntry[];
   /** Path under the mountpoint copied out after the run (a file or a folder); none for stdout engines. */
   outputPath?: string;
-  limits: { memory: number; cpus: number; pids: number; output: number };
+  limits: { memory: number; cpus: number; pids: number; output: number; tmp: number };
   network: 'none' | 'egress';
   /** Named volumes shared across jobs (created on first use). */
   volumes?: Array<{ name: string; target: string; readonly: boolean }>;
@@ -62,7 +62,6 @@ export interface ContainerRun {
 export const DEFAULT_ENGINE_USER = '65534:65534';
 export const OWNER_LABEL = 'docket.owner';
 const HEARTBEAT_MS = 5_000;
-const TMPFS_SIZE = '64m';
 
 /** This process's identity on the Docker host, so the reaper can tell live owners from dead ones. */
 export const OWNER_ID = `${hostname()}:${process.pid}`;
@@ -226,7 +225,7 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
     HostConfig: {
       NetworkMode: job.network === 'none' ? 'none' : 'bridge',
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${TMPFS_SIZE}` },
+      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${job.limits.tmp}` },
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Memory: job.limits.memory,
@@ -234,7 +233,8 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
       NanoCpus: Math.round(job.limits.cpus * 1e9),
       PidsLimit: job.limits.pids,
       Ulimits: [
-        { Name: 'fsize', Soft: job.limits.output, Hard: job.limits.output },
+        // The largest file the engine may write: its output, or a scratch file filling /tmp.
+        { Name: 'fsize', Soft: Math.max(job.limits.output, job.limits.tmp), Hard: Math.max(job.limits.output, job.limits.tmp) },
         { Name: 'nofile', Soft: 1024, Hard: 1024 },
       ],
       // Output is read from the attach stream; a log driver would make the daemon write it all again.

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { expandEnv } from '../core/engine-manifest';
+import { type EngineManifest, expandEnv } from '../core/engine-manifest';
 import { describeSubject, type EngineReport, subjectKey } from '../core/investigation';
 import type { BlobStore } from './blob-store';
 import type { DockerRunner } from './docker-runner';
@@ -9,6 +9,7 @@ import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from '.
 import type { Logger } from './log';
 import type { DocketMetrics } from './metrics';
 import { type EngineRequest, interpret, prepareJob } from './protocols';
+import { ProcessRunner, ProcessRunnerDisabledError } from './process-runner';
 import { ResultCache } from './result-cache';
 
 export interface RunEngineInput extends EngineRequest {
@@ -23,6 +24,7 @@ export const FailureType = {
   timeout: 'EngineTimeout',
   dockerUnavailable: 'DockerUnavailable',
   unknownEngine: 'UnknownEngine',
+  processRunnerOff: 'ProcessRunnerOff',
 } as const;
 
 export interface EngineActivityDeps {
@@ -34,6 +36,8 @@ export interface EngineActivityDeps {
   env: Record<string, string | undefined>;
   cache?: ResultCache;
   metrics?: DocketMetrics;
+  /** Runs `runner: process` engines; without it they are refused. */
+  processRunner?: ProcessRunner;
 }
 
 export function createEngineActivities(deps: EngineActivityDeps) {
@@ -57,7 +61,7 @@ export function createEngineActivities(deps: EngineActivityDeps) {
         const cacheable = deps.cache && resolved.kind === 'analyzer' && resolved.cache > 0;
         const cacheKey = cacheable
           ? ResultCache.key({
-            engine: input.engine, imageId: await deps.runner.resolveImage(resolved.image, resolved.name), config: resolved.config,
+            engine: input.engine, imageId: await imageIdentity(resolved, deps.runner), config: resolved.config,
             subject: subjectKey(input.subject), args: input.args, parameters: input.parameters,
           })
           : undefined;
@@ -69,7 +73,8 @@ export function createEngineActivities(deps: EngineActivityDeps) {
           }
         }
         deps.log.job(input.job, `${label}: running (attempt ${attempt})`);
-        const run = await deps.runner.run({
+        const runner = resolved.runner === 'process' ? deps.processRunner ?? new ProcessRunner(deps.blobs, false) : deps.runner;
+        const run = await runner.run({
           ...prepareJob(resolved, input, deps.blobs),
           attempt,
           signal: context.cancellationSignal,
@@ -100,9 +105,16 @@ export function createEngineActivities(deps: EngineActivityDeps) {
 
 export type EngineActivities = ReturnType<typeof createEngineActivities>;
 
+/** What a cached result is tied to: the image ID, or the local command of a process engine. */
+async function imageIdentity(manifest: EngineManifest, runner: DockerRunner): Promise<string> {
+  if (manifest.runner === 'process') return `process:${(manifest.command ?? []).join(' ')}`;
+  return runner.resolveImage(manifest.image, manifest.name);
+}
+
 function toFailure(error: unknown): unknown {
   if (error instanceof ImageMissingError) return ApplicationFailure.nonRetryable(error.message, FailureType.imageMissing);
   if (error instanceof EngineTimeoutError) return ApplicationFailure.retryable(error.message, FailureType.timeout);
+  if (error instanceof ProcessRunnerDisabledError) return ApplicationFailure.nonRetryable(error.message, FailureType.processRunnerOff);
   if (error instanceof DockerUnavailableError) return ApplicationFailure.retryable(error.message, FailureType.dockerUnavailable);
   return error;
 }

@@ -31,6 +31,8 @@ export const ConfigSchema = z.object({
   DOCKET_WEBHOOK_SECRET: z.string().optional(),
   /** URL prefixes an investigation's own `notify.webhook` may use (comma-separated); none by default. */
   DOCKET_WEBHOOK_ALLOW: z.string().default(''),
+  /** `on` lets `runner: process` engines run local commands, unconfined (TheHive's process runner). */
+  DOCKET_PROCESS_RUNNER: z.enum(['on', 'off']).default('off'),
   DOCKET_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /**
    * What callers without an API key may do: `auto` = analyze while the gateway listens on loopback and

@@ -47,7 +47,11 @@ export const EngineManifest = z.strictObject({
     cpus: z.number().positive().max(64).default(1),
     pids: z.number().int().min(8).max(65536).default(128),
     output: size('limits.output').default(16 * 1024 ** 2),
+    /** Size of the tmpfs at /tmp, the engine's only writable scratch space besides its job folder. */
+    tmp: size('limits.tmp').default(64 * 1024 ** 2),
   }).prefault({}),
+  /** `docker` (confined, the default) or `process`: TheHive's process runner, unconfined, off unless DOCKET_PROCESS_RUNNER=on. */
+  runner: z.enum(['docker', 'process']).default('docker'),
   network: z.enum(['none', 'egress']).default('none'),
   sizelimit: size('sizelimit').default(50 * 1024 ** 2),
   cache: duration('cache').default(600_000),

@@ -6,6 +6,7 @@ import type { EngineRegistry } from '../activities/engine-registry';
 import type { Logger } from '../activities/log';
 import type { ResultCache } from '../activities/result-cache';
 import type { DocketMetrics } from '../activities/metrics';
+import type { ProcessRunner } from '../activities/process-runner';
 import { type EngineManifest, engineTaskQueue } from '../core/engine-manifest';
 
 export interface EngineWorkersOptions {
@@ -21,6 +22,7 @@ export interface EngineWorkersOptions {
   only?: string[];
   cache?: ResultCache;
   metrics?: DocketMetrics;
+  processRunner?: ProcessRunner;
 }
 
 interface Running {

@@ -26,7 +26,7 @@ export async function runEngineJob(id: string, runId: string, job: PlannedJob, o
     taskQueue: engineTaskQueue(job.engine, queuePrefix),
     startToCloseTimeout: job.timeoutMs + COPY_MARGIN_MS,
     heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: ['ImageMissing', 'UnknownEngine'] },
+    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: ['ImageMissing', 'UnknownEngine', 'ProcessRunnerOff'] },
   });
   const startedAt = new Date().toISOString();
   try {

@@ -7,6 +7,7 @@ import { collectDefaultMetrics } from 'prom-client';
 import { BlobStore } from '../../activities/blob-store';
 import { DockerRunner } from '../../activities/docker-runner';
 import { EngineRegistry } from '../../activities/engine-registry';
+import { ProcessRunner } from '../../activities/process-runner';
 import { ResultCache } from '../../activities/result-cache';
 import type { Logger } from '../../activities/log';
 import { DocketMetrics } from '../../activities/metrics';
@@ -101,6 +102,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
         registry, runner: new DockerRunner(docker, blobs), blobs, log, env, only: config.engineFilter,
         cache: new ResultCache(join(config.DOCKET_DATA_DIR, 'cache')), metrics,
+        processRunner: new ProcessRunner(blobs, config.DOCKET_PROCESS_RUNNER === 'on'),
       });
       await engineWorkers.start();
     }

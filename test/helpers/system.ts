@@ -32,6 +32,8 @@ export interface TestSystemOptions {
   env?: Record<string, string>;
   log?: Logger;
   workers?: boolean;
+  mainWorker?: boolean;
+  engineWorkers?: boolean;
   gateway?: boolean;
   /** Share another test system's data folder and task queues (a second process of one installation). */
   shareWith?: TestSystem;
@@ -55,6 +57,8 @@ export async function startTestSystem(options: TestSystemOptions = {}): Promise<
     log: options.log ?? silentLogger,
     workflowBundle: { codePath: process.env.DOCKET_TEST_BUNDLE! },
     workers: options.workers,
+    mainWorker: options.mainWorker,
+    engineWorkers: options.engineWorkers,
     gateway: options.gateway,
     audit: options.audit ?? (() => undefined),
   });

@@ -1,0 +1,138 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { BlobStore, PutResult } from './blob-store';
+import type { ContainerJob, ContainerRun, OutputFile } from './docker-runner';
+import { EngineTimeoutError } from './errors';
+
+const HEARTBEAT_MS = 5_000;
+
+/** The process runner was asked to run an engine while it is off: a setting, not a fault to retry. */
+export class ProcessRunnerDisabledError extends Error {
+  readonly retryable = false;
+  constructor(engine: string) {
+    super(`engine ${engine} uses the process runner, which is off on this worker: set DOCKET_PROCESS_RUNNER=on to allow unconfined local commands`);
+  }
+}
+
+/**
+ * TheHive's process runner: the engine's `command` runs as a local process of the worker, in a
+ * temporary job folder that stands in for the container's mount point. It keeps the timeout, the
+ * heartbeats, the cancellation and the output caps of the Docker runner, but NOT its confinement:
+ * the command has the worker's user, network and filesystem. Off unless explicitly enabled.
+ */
+export class ProcessRunner {
+  constructor(private readonly blobs: BlobStore, private readonly enabled: boolean) {}
+
+  async run(job: ContainerJob): Promise<ContainerRun> {
+    if (!this.enabled) throw new ProcessRunnerDisabledError(job.engine);
+    const command = [...(job.entrypoint ?? []), ...(job.cmd ?? [])];
+    if (!command.length) throw new Error(`engine ${job.engine} has no command for the process runner`);
+    const root = await mkdtemp(join(tmpdir(), `docket-${job.engine}-`));
+    const started = Date.now();
+    try {
+      await this.layOut(root, job);
+      const local = (value: string) => value.split(job.mountpoint).join(root);
+      const env = Object.fromEntries(Object.entries(job.env).map(([key, value]) => [key, local(value)]));
+      const child = spawn(command[0], command.slice(1).map(local), {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: root, TMPDIR: join(root, '.tmp'), ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const [stdout, stderr, exit] = await Promise.all([
+        this.blobs.put(child.stdout!, { limit: job.limits.output, truncate: true }),
+        this.blobs.put(child.stderr!, { limit: job.limits.output, truncate: true }),
+        this.supervise(child, job),
+      ]);
+      const { outputs, truncated } = await this.collect(root, job);
+      return {
+        imageId: `process:${command[0]}`,
+        exitCode: exit,
+        oomKilled: false,
+        stdout,
+        stderr,
+        outputs,
+        truncated: truncated || stdout.truncated || stderr.truncated,
+        durationMs: Date.now() - started,
+      };
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+
+  private async layOut(root: string, job: ContainerJob): Promise<void> {
+    await mkdir(join(root, '.tmp'));
+    for (const entry of job.input) {
+      const path = join(root, entry.name);
+      if (entry.type === 'directory') {
+        await mkdir(path, { recursive: true });
+        continue;
+      }
+      await pipeline(await entry.open!(), createWriteStream(path, { mode: 0o600 }));
+      await chmod(path, entry.mode);
+    }
+  }
+
+  /** Waits for the process, killing its whole process group at the timeout or on cancellation. */
+  private supervise(child: ChildProcess, job: ContainerJob): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let timedOut = false;
+      let cancelled = false;
+      const kill = () => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      };
+      const timer = setTimeout(() => { timedOut = true; kill(); }, job.timeoutMs);
+      const beat = setInterval(() => job.heartbeat?.(), HEARTBEAT_MS);
+      const onAbort = () => { cancelled = true; kill(); };
+      job.signal?.addEventListener('abort', onAbort, { once: true });
+      child.on('error', (error) => reject(new Error(`engine ${job.engine} could not start its command: ${error.message}`)));
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        clearInterval(beat);
+        job.signal?.removeEventListener('abort', onAbort);
+        if (cancelled) return reject(job.signal?.reason ?? new Error('cancelled'));
+        if (timedOut) return reject(new EngineTimeoutError(job.engine, job.timeoutMs));
+        resolve(code ?? (signal ? 128 + 9 : 1));
+      });
+    });
+  }
+
+  private async collect(root: string, job: ContainerJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
+    if (!job.outputPath) return { outputs: [], truncated: false };
+    const base = join(root, job.outputPath);
+    let files: string[];
+    try {
+      files = (await stat(base)).isDirectory() ? await walk(base) : [base];
+    } catch {
+      return { outputs: [], truncated: false };
+    }
+    const outputs: OutputFile[] = [];
+    let budget = job.limits.output;
+    let truncated = false;
+    for (const file of files) {
+      const blob: PutResult = await this.blobs.put(createReadStream(file), { limit: budget, truncate: true });
+      budget -= blob.size;
+      truncated ||= blob.truncated;
+      outputs.push({ path: file === base ? relative(root, base) : relative(base, file), blob });
+    }
+    return { outputs, truncated };
+  }
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...(await walk(path)));
+    else if (entry.isFile()) found.push(path);
+  }
+  return found.sort();
+}
