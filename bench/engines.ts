@@ -1,0 +1,64 @@
+/**
+ * 200 jobs of a trivial engine through Docket at concurrency 4, beside 200 raw `docker run`s of the
+ * same image at parallelism 4, in the same script; prints both wall times and their ratio (target
+ * <= 1.3). Usage: npm run bench:engines [-- <jobs>]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../activities/log';
+import { loadConfig } from '../core/config';
+import { TaskInput, type TaskReport } from '../core/investigation';
+import { startSystem } from '../scripts/lib/system';
+import { freePort, startDevServer } from '../scripts/lib/temporal-dev';
+import { enginesFolder } from '../test/helpers/fixtures';
+import { exec, timed } from './lib';
+
+const IMAGE = 'docket/base:bookworm';
+const PARALLEL = 4;
+
+async function main(): Promise<void> {
+  const jobs = Number(process.argv[2] ?? 200);
+  const dir = mkdtempSync(join(tmpdir(), 'docket-bench-'));
+  const temporal = await startDevServer({ port: await freePort(), logFile: join(dir, 'temporal.log') });
+  const engines = enginesFolder([{
+    name: 'trivial', kind: 'analyzer', image: IMAGE, accepts: ['other'], protocol: 'stdout',
+    command: ['/bin/echo', 'ok'], concurrency: PARALLEL, timeout: '60s', cache: 0,
+  }]);
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: temporal.address, DOCKET_DATA_DIR: join(dir, 'data'), DOCKET_ENGINES_DIR: engines, DOCKET_PORT: '0',
+  });
+  const system = await startSystem({ config, log: createLogger('warn'), gateway: false });
+  try {
+    const warm = async (index: number) => runTask(system.client, `warm-${index}`);
+    await timed(PARALLEL, PARALLEL, warm);
+    await exec('docker', ['run', '--rm', IMAGE, '/bin/echo', 'ok']);
+
+    const raw = await timed(jobs, PARALLEL, () => exec('docker', ['run', '--rm', '--network', 'none', IMAGE, '/bin/echo', 'ok']));
+    const batch = randomBytes(3).toString('hex');
+    // Every task workflow is started at once; the engine worker's concurrency (4) bounds the containers.
+    const docket = await timed(jobs, jobs, (index) => runTask(system.client, `${batch}-${index}`));
+
+    console.log(`engines bench: ${jobs} jobs, parallelism ${PARALLEL}, image ${IMAGE}`);
+    console.log(`  raw docker run : ${(raw / 1000).toFixed(1)} s  (${(raw / jobs).toFixed(0)} ms/job)`);
+    console.log(`  through Docket : ${(docket / 1000).toFixed(1)} s  (${(docket / jobs).toFixed(0)} ms/job)`);
+    console.log(`  ratio Docket / raw = ${(docket / raw).toFixed(2)} (target <= 1.3)`);
+  } finally {
+    await system.stop();
+    await temporal.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runTask(client: Awaited<ReturnType<typeof startSystem>>['client'], id: string): Promise<void> {
+  const report = await client.workflow.execute('task', {
+    taskQueue: 'docket', workflowId: `bench-${id}`, args: [TaskInput.parse({ engine: 'trivial', source: 'cli' })],
+  }) as TaskReport;
+  if (report.status !== 'Success') throw new Error(`job ${id} failed: ${report.report?.errorMessage ?? report.errors.join('; ')}`);
+}
+
+main().catch((error) => {
+  console.error(`engines bench: ${(error as Error).message}`);
+  process.exit(1);
+});
