@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { type EngineManifest, expandEnv } from '../core/engine-manifest';
-import { describeSubject, type EngineReport, subjectKey } from '../core/investigation';
+import { describeSubject, type EngineReport, MAX_INLINE_ARTIFACTS, subjectKey } from '../core/investigation';
 import type { BlobStore } from './blob-store';
 import type { DockerRunner } from './docker-runner';
 import type { EngineRegistry } from './engine-registry';
@@ -92,6 +92,11 @@ export function createEngineActivities(deps: EngineActivityDeps) {
           attempt,
           ...outcome,
         };
+        if (report.artifacts.length > MAX_INLINE_ARTIFACTS) {
+          const stored = await deps.blobs.putBuffer(JSON.stringify(report.artifacts));
+          report.artifactsRef = { sha256: stored.sha256, size: stored.size, filename: 'artifacts.json', contentType: 'application/json' };
+          report.artifacts = report.artifacts.slice(0, MAX_INLINE_ARTIFACTS);
+        }
         if (cacheKey && report.status === 'success') await deps.cache!.put(cacheKey, report);
         return report;
       } catch (error) {

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { InvestigationInput, InvestigationReport, InvestigationStatus, Subject, TaskReport } from '../core/investigation';
+import type { BlobRef, InvestigationInput, InvestigationReport, InvestigationStatus, Subject, TaskReport } from '../core/investigation';
 import { type Plan, planJobs } from '../core/plan';
 import { type Policy, validatePolicy } from '../core/policy';
+import type { BlobStore } from './blob-store';
 import type { EngineRegistry } from './engine-registry';
 import type { Logger } from './log';
 import { deliverWebhook } from './webhook';
@@ -17,6 +18,8 @@ export interface NotificationTarget {
 
 export interface InvestigationActivityDeps {
   registry: EngineRegistry;
+  /** Where reports too large for workflow history are kept. */
+  blobs?: BlobStore;
   log: Logger;
   queuePrefix: string;
   policyFile?: string;
@@ -75,6 +78,13 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
       const manifest = deps.registry.get(name);
       if (!manifest) return { error: `engine ${name} is not declared; the engines are: ${deps.registry.names().join(', ') || 'none'}` };
       return { engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
+    },
+
+    /** Keeps a report too large for workflow history in the blob store (claim check). */
+    async storeReport(report: InvestigationReport): Promise<BlobRef> {
+      if (!deps.blobs) throw new Error('this worker has no blob store for large reports');
+      const stored = await deps.blobs.putBuffer(JSON.stringify(report));
+      return { sha256: stored.sha256, size: stored.size, filename: `${report.id}.json`, contentType: 'application/json' };
     },
 
     /** Live progress of a running investigation, for targets that show it (a Slack thread). */

@@ -81,6 +81,8 @@ export interface EngineReport {
   artifacts: Array<{ type: ObservableType | string; data?: string; file?: BlobRef; message?: string; tags?: string[] }>;
   /** Reused from an earlier run of the same engine, image and config on the same input. */
   cached?: boolean;
+  /** All artifacts, when there were more than fit inline (claim check). */
+  artifactsRef?: BlobRef;
   /** Container logs (stdout and stderr) kept when the engine failed. */
   logs?: BlobRef;
   exitCode?: number;
@@ -141,7 +143,14 @@ export interface InvestigationReport {
   notifications: NotificationRecord[];
   cancelled?: boolean;
   errors: string[];
+  /** The whole report, when it was too large for workflow history; this copy is trimmed (claim check). */
+  reportRef?: BlobRef;
 }
+
+/** Artifacts kept inline in one engine report; the rest live in a blob. */
+export const MAX_INLINE_ARTIFACTS = 50;
+/** Past this many bytes a report is stored as a blob and only a trimmed copy travels in history. */
+export const MAX_REPORT_BYTES = 200_000;
 
 /** A decision on pending approvals: one response by id, or all of them. */
 export const Decision = z.object({

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Decision, InvestigationInput, InvestigationPhase, InvestigationReport, InvestigationStatus, ResponseRecord } from '../core/investigation';
+import type { BlobStore } from '../activities/blob-store';
 import { badRequest, conflict, notFound } from './errors';
 
 /** What the gateway knows of one investigation without asking a worker. */
@@ -43,7 +44,13 @@ const FILTER_VALUE = /^[A-Za-z0-9_.:-]{1,100}$/;
  * description, memo and result, so it works while no worker is running.
  */
 export class Investigations {
-  constructor(private readonly client: Client, private readonly taskQueue: string) {}
+  constructor(private readonly client: Client, private readonly taskQueue: string, private readonly blobs?: BlobStore) {}
+
+  /** The whole report, read back from the blob store when history holds a trimmed copy. */
+  private async fullReport(report: InvestigationReport): Promise<InvestigationReport> {
+    if (!report.reportRef || !this.blobs) return report;
+    return JSON.parse((await this.blobs.read(report.reportRef.sha256)).toString('utf8')) as InvestigationReport;
+  }
 
   /** Resolves once Temporal has durably recorded the start: the job cannot be lost after this. */
   async start(input: InvestigationInput, id: string = randomUUID()): Promise<string> {
@@ -71,7 +78,7 @@ export class Investigations {
         engineStarted: pending.some((activity) => activity.state === ACTIVITY_STARTED),
       };
     }
-    if (status === 'COMPLETED') return { state: 'completed', report: (await handle.result()) as InvestigationReport };
+    if (status === 'COMPLETED') return { state: 'completed', report: await this.fullReport((await handle.result()) as InvestigationReport) };
     let message = `the investigation was ${status.toLowerCase().replace('_', ' ')}`;
     try {
       await handle.result();

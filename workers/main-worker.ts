@@ -11,8 +11,10 @@ export interface MainWorkerOptions {
   registry: EngineRegistry;
   log: Logger;
   policyFile?: string;
+  blobs?: InvestigationActivityDeps['blobs'];
   webhook?: InvestigationActivityDeps['webhook'];
   slack?: InvestigationActivityDeps['slack'];
+  slackProgress?: InvestigationActivityDeps['slackProgress'];
   /** A prebuilt workflow bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
 }

@@ -23,6 +23,8 @@ import {
   type InvestigationPhase,
   type InvestigationReport,
   type InvestigationStatus,
+  MAX_INLINE_ARTIFACTS,
+  MAX_REPORT_BYTES,
   type NotificationRecord,
   type Observable,
   type ResponseRecord,
@@ -243,7 +245,19 @@ export async function investigation(input: InvestigationInput): Promise<Investig
     await notifyAll(targets, report, notified);
   });
   enter('done');
-  return report();
+  return claimCheck(report());
+}
+
+/** A report too large for history is stored whole as a blob; history keeps a copy without artifacts. */
+async function claimCheck(full: InvestigationReport): Promise<InvestigationReport> {
+  if (JSON.stringify(full).length <= MAX_REPORT_BYTES) return full;
+  const reportRef = await activities.storeReport(full);
+  return {
+    ...full,
+    jobs: full.jobs.map((job) => ({ ...job, artifacts: [] })),
+    observables: full.observables.slice(0, MAX_INLINE_ARTIFACTS),
+    reportRef,
+  };
 }
 
 interface JobEntry {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { InvestigationInput, type InvestigationReport } from '../../core/investigation';
+import { InvestigationInput, type InvestigationReport, MAX_INLINE_ARTIFACTS, MAX_REPORT_BYTES } from '../../core/investigation';
 import { ensureImage, run } from '../../scripts/lib/images';
 import { buildTestImage, docker, leftovers, readVolumeFile } from '../helpers/engines';
 import { enginesFolder, fileinfoManifest } from '../helpers/fixtures';
@@ -53,9 +53,11 @@ describe('engine jobs on Temporal', () => {
       ].join('\n')],
     },
     fileinfoManifest,
+    { name: 'chatty', kind: 'analyzer', image: 'docket/test-hostile:1', accepts: ['other'], protocol: 'cortex', command: ['/hostile', 'artifacts'] },
   ]);
 
   beforeAll(async () => {
+    await buildTestImage('hostile', 'docket/test-hostile:1');
     docket = await startTestSystem({ enginesDir, env: { DOCKET_PROCESS_RUNNER: 'on' } });
   });
   afterAll(async () => {
@@ -98,6 +100,21 @@ describe('engine jobs on Temporal', () => {
     await watcher;
     expect(report.jobs.map((job) => job.status)).toEqual(['success', 'success', 'success']);
     expect(most).toBe(concurrency);
+  });
+
+  it('keeps large reports out of workflow history and serves them whole (claim check)', async () => {
+    const observables = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].flatMap(other);
+    const trimmed = await investigate(docket, { observables, engines: ['chatty'] });
+    expect(trimmed.reportRef).toBeDefined();
+    expect(JSON.stringify(trimmed).length).toBeLessThan(MAX_REPORT_BYTES);
+    expect(trimmed.jobs.every((job) => job.artifacts.length === 0)).toBe(true);
+
+    const whole = await (await fetch(`${docket.baseUrl}/v1/investigations/${trimmed.id}`)).json() as { report: InvestigationReport };
+    expect(whole.report.jobs).toHaveLength(8);
+    expect(whole.report.jobs[0].artifacts).toHaveLength(MAX_INLINE_ARTIFACTS);
+    const all = JSON.parse((await docket.blobs.read(whole.report.jobs[0].artifactsRef!.sha256)).toString());
+    expect(all).toHaveLength(300);
+    expect(all[299].data).toBe('300-'.repeat(200));
   });
 
   it('records the image ID of every job, and a reloaded manifest changes new jobs only', async () => {

@@ -20,6 +20,10 @@ case "$mode" in
     if touch /tmp/scratch 2>/dev/null; then echo "tmp=writable"; fi
     ;;
   garbage) echo 'this is {not json' > /job/output/output.json ;;
+  artifacts)
+    # 300 artifacts of about 800 bytes each: more than a workflow report should carry.
+    perl -e 'print q|{"success":true,"full":{},"summary":{"taxonomies":[]},"artifacts":[|, join(",", map { q|{"dataType":"note","data":"| . ("$_-" x 200) . q|"}| } 1 .. 300), "]}"' > /job/output/output.json
+    ;;
   nooutput) echo "analyzer crashed before writing anything" >&2; exit 3 ;;
   bigfile) head -c 1073741824 /dev/zero > /data/result ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
