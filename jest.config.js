@@ -9,5 +9,6 @@ module.exports = {
   projects: [
     { displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'], transform },
     { displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'], transform, slowTestThreshold: 60 },
+    { displayName: 'browser', testMatch: ['<rootDir>/test/browser/**/*.test.ts'], transform, slowTestThreshold: 60 },
   ],
 };

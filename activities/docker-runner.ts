@@ -67,7 +67,8 @@ const HEARTBEAT_MS = 5_000;
 export const OWNER_ID = `${hostname()}:${process.pid}`;
 
 export class DockerRunner {
-  constructor(private readonly docker: Docker, private readonly blobs: BlobStore) {}
+  /** `egressNetwork`: the Docker network `network: egress` containers join (DOCKET_EGRESS_NETWORK). */
+  constructor(private readonly docker: Docker, private readonly blobs: BlobStore, private readonly egressNetwork = 'bridge') {}
 
   /** The image ID a tag resolves to now; ImageMissingError when it is not on the host. */
   async resolveImage(image: string, engine: string): Promise<string> {
@@ -94,7 +95,7 @@ export class DockerRunner {
     try {
       await call(() => this.docker.createVolume({ Name: volumeName, Labels: labels }), 'creating the job volume');
       container = await call(
-        () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels)),
+        () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, this.egressNetwork)),
         `creating the ${job.engine} container`,
       );
       await call(async () => container!.putArchive(await packInput(job.input), { path: job.mountpoint }), 'copying the input in');
@@ -209,7 +210,7 @@ export class DockerRunner {
   }
 }
 
-function containerSpec(job: ContainerJob, imageId: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
+function containerSpec(job: ContainerJob, imageId: string, volumeName: string, labels: Record<string, string>, egressNetwork: string): Docker.ContainerCreateOptions {
   return {
     Image: imageId,
     Entrypoint: job.entrypoint,
@@ -223,7 +224,7 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
     AttachStderr: true,
     Tty: false,
     HostConfig: {
-      NetworkMode: job.network === 'none' ? 'none' : 'bridge',
+      NetworkMode: job.network === 'none' ? 'none' : egressNetwork,
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${job.limits.tmp}` },
       CapDrop: ['ALL'],

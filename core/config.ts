@@ -41,12 +41,31 @@ export const ConfigSchema = z.object({
   DOCKET_ANONYMOUS: z.enum(['auto', 'none', 'read', 'analyze']).default('auto'),
   /** Gateway requests a minute per API key (per address without one); 0 turns the limit off. */
   DOCKET_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
+  /** Schedule definitions (`*.yaml`) reconciled into Temporal Schedules at start (README, "Schedules"). */
+  DOCKET_SCHEDULES_DIR: z.string().default('schedules'),
+  /** Cloud accounts compliance bots act in, and their credentials' variable names (README, "Compliance events"). */
+  DOCKET_ACCOUNTS_FILE: z.string().default('accounts.yaml'),
+  /** The Docker network containers of `network: egress` engines join (a user-defined one to confine them). */
+  DOCKET_EGRESS_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a Docker network name').default('bridge'),
+  /** Slack (README, "Slack"): the bot token, and the signing secret (HTTP mode) or app token (Socket Mode). */
+  SLACK_BOT_TOKEN: z.string().optional(),
+  SLACK_SIGNING_SECRET: z.string().optional(),
+  SLACK_APP_TOKEN: z.string().optional(),
+  /** Channel ids where anyone may ask Docket (comma-separated); their members may ask anywhere. Empty: everyone. */
+  DOCKET_SLACK_CHANNELS: z.string().default(''),
+  /** Slack user ids who may press approval buttons (comma-separated); empty: nobody from Slack. */
+  DOCKET_SLACK_APPROVERS: z.string().default(''),
+  /** Where the Slack Web API is (Bolt's slackApiUrl): an enterprise proxy, or a fake Slack in tests. */
+  DOCKET_SLACK_API_URL: z.string().url().optional(),
+  /** Where people reach the console, for links from Slack; the gateway's own /console/ by default. */
+  DOCKET_CONSOLE_URL: z.string().url().optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & {
   temporalAddress: string;
   temporalUiUrl: string;
   engineFilter: string[];
+  consoleUrl: string;
 };
 
 export class ConfigError extends Error {}
@@ -61,5 +80,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     temporalAddress: config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.DOCKET_TEMPORAL_PORT}`,
     temporalUiUrl: config.DOCKET_TEMPORAL_UI_URL ?? `http://localhost:${config.DOCKET_TEMPORAL_UI_PORT}`,
     engineFilter: config.DOCKET_ENGINES.split(',').map((name) => name.trim()).filter(Boolean),
+    consoleUrl: config.DOCKET_CONSOLE_URL ?? `http://localhost:${config.DOCKET_PORT}/console/`,
   };
 }

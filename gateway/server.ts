@@ -6,8 +6,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { BlobStore } from '../activities/blob-store';
 import type { EngineRegistry } from '../activities/engine-registry';
 import { DocketMetrics } from '../activities/metrics';
+import { DocketSchedules } from '../activities/schedules';
 import { type AuditSink, audit, stdoutAudit } from './audit';
 import { type AnonymousPolicy, auth, describeCaller } from './auth';
+import { type ComplianceRouteDeps, complianceRoutes } from './compliance';
+import { consoleRoutes } from './console';
 import { engineRoutes } from './engines';
 import { ApiError, clientErrorHandler, errorHandling, frameworkErrors } from './errors';
 import { healthRoutes } from './health';
@@ -16,6 +19,8 @@ import type { KeyStore } from './keys';
 import { menagerieRoutes } from './menagerie';
 import { metricsPlugin } from './metrics';
 import { openapi } from './openapi';
+import { scheduleRoutes } from './schedules';
+import { type SlackPluginOptions, slackPlugin } from './slack/app';
 import { v1InvestigationRoutes } from './v1-investigations';
 
 export interface GatewayDeps {
@@ -37,6 +42,12 @@ export interface GatewayDeps {
   /** Links from investigations to their runs in the Temporal Web UI. */
   temporalUiUrl?: string;
   namespace?: string;
+  /** Slack (Bolt): HTTP at `/slack/events`, or Socket Mode; off when absent. */
+  slack?: Pick<SlackPluginOptions, 'settings' | 'log'>;
+  /** DOCKET_QUEUE_PREFIX: which Temporal Schedules are this installation's. */
+  queuePrefix?: string;
+  /** The accounts compliance bots act in (`loadComplianceAccounts`), and where SNS confirmations are logged. */
+  compliance?: Pick<ComplianceRouteDeps, 'accounts' | 'log'>;
   /** How long each `/readyz` check may take. */
   readyTimeoutMs?: number;
   logger?: boolean | { level: string };
@@ -73,7 +84,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   await app.register(metricsPlugin, { metrics: deps.metrics ?? new DocketMetrics() });
   await app.register(healthRoutes, { client: deps.client, docker: deps.docker, registry: deps.registry, checkTimeoutMs: deps.readyTimeoutMs });
   await app.register(engineRoutes, { registry: deps.registry, docker: deps.docker });
-  const investigations = new Investigations(deps.client, deps.taskQueue);
+  const investigations = new Investigations(deps.client, deps.taskQueue, deps.blobs);
   await app.register(menagerieRoutes, { registry: deps.registry, blobs: deps.blobs, investigations });
   await app.register(v1InvestigationRoutes, {
     investigations,
@@ -82,5 +93,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     temporalUiUrl: deps.temporalUiUrl ?? 'http://localhost:8233',
     namespace: deps.namespace ?? 'default',
   });
+  await app.register(scheduleRoutes, { schedules: new DocketSchedules(deps.client, deps.queuePrefix ?? '') });
+  await app.register(complianceRoutes, { ...deps.compliance, client: deps.client, taskQueue: deps.taskQueue, registry: deps.registry });
+  await app.register(consoleRoutes);
+  if (deps.slack) {
+    await app.register(slackPlugin, {
+      ...deps.slack, investigations, client: deps.client, taskQueue: deps.taskQueue, registry: deps.registry, docker: deps.docker, blobs: deps.blobs,
+      schedules: new DocketSchedules(deps.client, deps.queuePrefix ?? ''),
+    });
+  }
   return app;
 }

@@ -5,7 +5,7 @@ import { BlobTooLargeError, ChecksumMismatchError } from '../activities/blob-sto
 import { describeIssues } from '../core/engine-manifest';
 import { type BlobRef, Decision, InvestigationInput } from '../core/investigation';
 import { formatBytes } from '../core/units';
-import { badRequest, tooLarge } from './errors';
+import { ApiError, badRequest, tooLarge } from './errors';
 import type { Investigations, ListFilters } from './investigations';
 import { sanitizeFilename } from './uploads';
 
@@ -96,6 +96,16 @@ export async function v1InvestigationRoutes(app: FastifyInstance, deps: V1Invest
  * (hex digests the files must match, in order).
  */
 async function readMultipart(request: FastifyRequest, deps: V1InvestigationDeps): Promise<Record<string, unknown>> {
+  try {
+    return await readParts(request, deps);
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    // busboy's and the multipart plugin's complaints about the body itself are the client's to fix.
+    throw badRequest(`the multipart request could not be read (${(error as Error).message}); send text, observables and files as multipart/form-data fields`);
+  }
+}
+
+async function readParts(request: FastifyRequest, deps: V1InvestigationDeps): Promise<Record<string, unknown>> {
   const fields: Record<string, string> = {};
   const files: BlobRef[] = [];
   const parts = request.parts({ limits: { fileSize: deps.maxFileBytes + 1, files: 20, fields: 32, parts: 64, fieldSize: 1024 * 1024, headerPairs: 200 } });

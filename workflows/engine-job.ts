@@ -14,6 +14,8 @@ export interface JobOptions {
   args?: string[];
   env?: Record<string, string>;
   force?: boolean;
+  /** Cortex `parameters` for the engine (a compliance finding for a bot), beside the idempotency key. */
+  parameters?: Record<string, unknown>;
 }
 
 /**
@@ -32,7 +34,8 @@ export async function runEngineJob(id: string, runId: string, job: PlannedJob, o
   try {
     return await runEngine({
       job: id, engine: job.engine, subject: job.subject, tlp: options.tlp, pap: options.pap, args: options.args, env: options.env,
-      force: options.force, parameters: idempotencyKey ? { idempotency_key: idempotencyKey, workflow_run: runId } : undefined,
+      force: options.force,
+      parameters: idempotencyKey ? { ...options.parameters, idempotency_key: idempotencyKey, workflow_run: runId } : options.parameters,
     });
   } catch (error) {
     if (isCancellation(error)) throw error;

@@ -1,2 +1,3 @@
 export { investigation } from './investigation';
 export { task } from './task';
+export { compliance } from './compliance';

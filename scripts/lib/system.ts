@@ -11,11 +11,15 @@ import { ProcessRunner } from '../../activities/process-runner';
 import { ResultCache } from '../../activities/result-cache';
 import type { Logger } from '../../activities/log';
 import { DocketMetrics } from '../../activities/metrics';
+import { reconcileSchedules } from '../../activities/schedules';
+import { createSlackNotifier } from '../../activities/slack-notifier';
 import type { Config } from '../../core/config';
 import type { AuditSink } from '../../gateway/audit';
 import { anonymousPolicy } from '../../gateway/auth';
+import { loadComplianceAccounts } from '../../gateway/compliance';
 import { KeyStore } from '../../gateway/keys';
 import { buildGateway } from '../../gateway/server';
+import { slackLinks, slackSetup } from '../../gateway/slack/settings';
 import { EngineWorkers } from '../../workers/engine-workers';
 import { createMainWorker } from '../../workers/main-worker';
 import { reapOrphans } from '../../workers/reaper';
@@ -89,6 +93,11 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX,
         registry, log, workflowBundle: options.workflowBundle,
         policyFile: config.DOCKET_POLICY_FILE,
+        // The worker only posts to Slack, so the bot token is all it needs.
+        ...(config.SLACK_BOT_TOKEN
+          ? createSlackNotifier({ botToken: config.SLACK_BOT_TOKEN, apiUrl: config.DOCKET_SLACK_API_URL, blobs, links: slackLinks(config), log })
+          : {}),
+        blobs,
         webhook: {
           url: config.DOCKET_WEBHOOK_URL,
           secret: config.DOCKET_WEBHOOK_SECRET,
@@ -97,10 +106,17 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       })
       : undefined;
     const mainDone = main?.run();
+    if (main) {
+      // Schedules start workflows on this worker's queue, so the process running it keeps them in step with the files.
+      await reconcileSchedules({
+        client, dir: config.DOCKET_SCHEDULES_DIR, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX, log, engines: registry.names(),
+        webhookAllow: [config.DOCKET_WEBHOOK_URL ?? '', ...config.DOCKET_WEBHOOK_ALLOW.split(',').map((prefix) => prefix.trim())].filter(Boolean),
+      }).catch((error) => log.warn(`schedules: not reconciled: ${(error as Error).message}`));
+    }
     if (runEngines) {
       engineWorkers = new EngineWorkers({
         connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
-        registry, runner: new DockerRunner(docker, blobs), blobs, log, env, only: config.engineFilter,
+        registry, runner: new DockerRunner(docker, blobs, config.DOCKET_EGRESS_NETWORK), blobs, log, env, only: config.engineFilter,
         cache: new ResultCache(join(config.DOCKET_DATA_DIR, 'cache')), metrics,
         processRunner: new ProcessRunner(blobs, config.DOCKET_PROCESS_RUNNER === 'on'),
       });
@@ -118,6 +134,8 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   let gateway: FastifyInstance | undefined;
   let url: string | undefined;
   if (options.gateway !== false) {
+    const slack = slackSetup(config);
+    if (!slack.on) log.info(slack.why);
     gateway = await buildGateway({
       client, blobs, registry, taskQueue, docker, metrics,
       temporalUiUrl: config.temporalUiUrl, namespace: config.TEMPORAL_NAMESPACE,
@@ -125,6 +143,9 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       anonymous: anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST),
       rateLimit: config.DOCKET_RATE_LIMIT,
       audit: options.audit,
+      queuePrefix: config.DOCKET_QUEUE_PREFIX,
+      compliance: { accounts: await loadComplianceAccounts(config.DOCKET_ACCOUNTS_FILE), log },
+      slack: slack.on ? { settings: slack.settings, log } : undefined,
     });
     url = await gateway.listen({ host: config.DOCKET_HOST, port: config.DOCKET_PORT });
     const app = gateway;

@@ -16,6 +16,9 @@ export default async function globalSetup(): Promise<void> {
   // An engine that does not build fails the tests that use it, naming its image; the others still run.
   const engines = spawnSync('bash', [join(root, 'scripts/provision.sh'), 'engines'], { stdio: 'inherit', cwd: root });
   if (engines.status !== 0) process.stderr.write('global setup: some engine images did not build (see above)\n');
+  // Only the browser tests need Chromium; without it they fail naming it, and the others still run.
+  const chromium = spawnSync('bash', [join(root, 'scripts/provision.sh'), 'chromium'], { stdio: 'inherit', cwd: root });
+  if (chromium.status !== 0) process.stderr.write('global setup: Chromium is missing, so the browser tests will fail (see above)\n');
   const dir = mkdtempSync(join(tmpdir(), 'docket-test-'));
   const server = await startDevServer({ port: await freePort(), logFile: join(dir, 'temporal.log') });
   const { code } = await bundleWorkflowCode({ workflowsPath: join(root, 'workflows'), logger: quietLogger });

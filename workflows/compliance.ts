@@ -1,0 +1,152 @@
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { InvestigationActivities } from '../activities/investigation-activities';
+import type { ComplianceFinding, RemediationAction } from '../core/compliance';
+import type { EngineReport, NotificationRecord, TaskReport } from '../core/investigation';
+import { runEngineJob } from './engine-job';
+import { notifyAll } from './notify';
+
+const activities = proxyActivities<InvestigationActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
+
+/** The namespace a bot's Cortex taxonomy carries its message under (the bots under engines/ write it). */
+const BOT_TAXONOMY = 'CloudBots';
+
+/** What the gateway starts a remediation with; the workflow ID is the finding key. */
+export interface ComplianceInput {
+  finding: ComplianceFinding;
+  accountId: string;
+  /** Where the bots act: the entity's region, or the account's default for global entities. */
+  region: string;
+  actions: RemediationAction[];
+  /**
+   * Every bot's container environment: the account's credentials as `${ENV_NAME}` references, which
+   * the engine worker expands, so no secret is ever in workflow history.
+   */
+  env: Record<string, string>;
+  requester?: string;
+}
+
+export interface BotResult {
+  bot: string;
+  params: string[];
+  outcome: 'passed' | 'failed';
+  message: string;
+  report?: EngineReport;
+}
+
+export interface ComplianceReport {
+  id: string;
+  status: 'Success' | 'Fail';
+  source: 'event';
+  accountId: string;
+  region: string;
+  rule: string;
+  entity: { id: string; name: string; type?: string | null };
+  reportTime: string;
+  startedAt: string;
+  finishedAt: string;
+  bots: BotResult[];
+  notifications: NotificationRecord[];
+}
+
+/**
+ * One bot's outcome as the notification targets receive it: a task report (one engine run, so the
+ * webhook and Slack render it as they render any task) plus the finding it remediated.
+ */
+export interface BotNotification extends TaskReport {
+  compliance: {
+    workflowId: string;
+    rule: string;
+    ruleId?: string | null;
+    severity?: string | null;
+    entity: { id: string; name: string; type?: string | null };
+    accountId: string;
+    region: string;
+    bot: string;
+    params: string[];
+    outcome: BotResult['outcome'];
+    message: string;
+  };
+}
+
+/**
+ * Remediates one Dome9 / CloudGuard finding as CloudBots did: each `AUTO:` bot in turn (a later one
+ * may rely on an earlier one, as tagging a stopped instance does), each a responder engine run with
+ * the finding and the account's credentials, and each bot's outcome sent to the notification
+ * targets. A bot that is unknown or fails is reported and the next one still runs.
+ */
+export async function compliance(input: ComplianceInput): Promise<ComplianceReport> {
+  const { workflowId: id, runId } = workflowInfo();
+  const startedAt = new Date().toISOString();
+  const { finding } = input;
+  const entity = { id: finding.entity.id, name: finding.entity.name, type: finding.entity.type };
+  // The installation's own targets (DOCKET_WEBHOOK_URL), as CloudBots reported to one SNS topic.
+  const targets = await activities.notificationTargets({});
+  const bots: BotResult[] = [];
+  const notified: NotificationRecord[] = [];
+  for (const [index, action] of input.actions.entries()) {
+    // Its own job id (container labels, webhook message id): the same bot may appear twice in one rule.
+    const job = `${id}/${index + 1}-${action.bot}`;
+    const botStartedAt = new Date().toISOString();
+    const result = await runBot(job, runId, action, input);
+    bots.push(result);
+    const notification = (): BotNotification => ({
+      id: job,
+      engine: action.bot,
+      status: result.outcome === 'passed' ? 'Success' : 'Fail',
+      source: 'event',
+      startedAt: botStartedAt,
+      finishedAt: result.report?.finishedAt ?? new Date().toISOString(),
+      report: result.report,
+      notifications: [],
+      errors: result.outcome === 'passed' ? [] : [result.message],
+      compliance: {
+        workflowId: id, rule: finding.rule.name, ruleId: finding.rule.ruleId, severity: finding.rule.severity, entity,
+        accountId: input.accountId, region: input.region, bot: action.bot, params: action.params, outcome: result.outcome, message: result.message,
+      },
+    });
+    await notifyAll(targets, notification, notified);
+  }
+  return {
+    id,
+    status: bots.every((bot) => bot.outcome === 'passed') ? 'Success' : 'Fail',
+    source: 'event',
+    accountId: input.accountId,
+    region: input.region,
+    rule: finding.rule.name,
+    entity,
+    reportTime: finding.reportTime,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    bots,
+    notifications: notified,
+  };
+}
+
+async function runBot(job: string, runId: string, action: RemediationAction, input: ComplianceInput): Promise<BotResult> {
+  const { bot, params } = action;
+  // Asked of the worker rather than trusted from the gateway: the engines may have been reloaded since.
+  const settings = await activities.responderSettings(bot);
+  if (!settings) {
+    return { bot, params, outcome: 'failed', message: `unknown bot ${bot}: no responder engine of that name is declared, so nothing was done` };
+  }
+  const { finding } = input;
+  const subject = { kind: 'observable' as const, observable: { type: 'other' as const, data: finding.entity.id } };
+  const report = await runEngineJob(job, runId, { ...settings, subject }, {
+    tlp: 2,
+    pap: 2,
+    env: input.env,
+    force: true,
+    // CloudBots' bot signature was (rule, entity, params) plus the account's session and region.
+    parameters: {
+      bot, params, rule: finding.rule, entity: finding.entity, account_id: input.accountId, region: input.region, finding_key: workflowInfo().workflowId, finding,
+    },
+  }, settings.queuePrefix, job);
+  if (report.status === 'success') return { bot, params, outcome: 'passed', message: botMessage(report), report };
+  return { bot, params, outcome: 'failed', message: report.errorMessage ?? report.summary, report };
+}
+
+/** The bot's own words: its CloudBots taxonomy when it wrote one, else the start of its output. */
+function botMessage(report: EngineReport): string {
+  const taxonomy = report.taxonomies.find((item) => item.namespace === BOT_TAXONOMY && item.predicate === report.engine);
+  return taxonomy?.value ?? report.summary;
+}
