@@ -77,6 +77,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const stops: Array<() => Promise<void>> = [];
 
   let engineWorkers: EngineWorkers | undefined;
+  let reconcile: (() => Promise<void>) | undefined;
   const runMain = options.workers !== false && options.mainWorker !== false;
   const runEngines = options.workers !== false && options.engineWorkers !== false;
   if (runMain || runEngines) {
@@ -108,10 +109,11 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     const mainDone = main?.run();
     if (main) {
       // Schedules start workflows on this worker's queue, so the process running it keeps them in step with the files.
-      await reconcileSchedules({
+      reconcile = () => reconcileSchedules({
         client, dir: config.DOCKET_SCHEDULES_DIR, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX, log, engines: registry.names(),
         webhookAllow: [config.DOCKET_WEBHOOK_URL ?? '', ...config.DOCKET_WEBHOOK_ALLOW.split(',').map((prefix) => prefix.trim())].filter(Boolean),
-      }).catch((error) => log.warn(`schedules: not reconciled: ${(error as Error).message}`));
+      }).then(() => undefined, (error) => log.warn(`schedules: not reconciled: ${(error as Error).message}`));
+      await reconcile();
     }
     if (runEngines) {
       engineWorkers = new EngineWorkers({
@@ -158,6 +160,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       if (engineWorkers) await engineWorkers.reload();
       else await registry.reload();
       log.info(`engines reloaded: ${registry.names().join(', ')}`);
+      await reconcile?.();
     },
     async stop() {
       for (const stop of stops) await stop();
