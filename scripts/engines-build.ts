@@ -1,9 +1,12 @@
 /**
- * Builds the sample engine images offline, FROM docket/base:bookworm: every engines/<name>/ folder
- * with an engine.yaml and a Dockerfile. Present images are kept unless --force.
+ * Builds the sample engine images offline, FROM docket/base:bookworm: first the shared bases in
+ * engines/_base/<name>/ (their base.yaml names the image), then every engines/<name>/ folder with an
+ * engine.yaml and a Dockerfile. Present images are kept unless --force.
  * Usage: npm run engines:build [-- --force] [-- name...]
  */
-import { dirname } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { EngineRegistry } from '../activities/engine-registry';
 import { loadConfig } from '../core/config';
 import { ensureImage } from './lib/images';
@@ -16,6 +19,17 @@ async function main(): Promise<void> {
   const registry = await EngineRegistry.load(config.DOCKET_ENGINES_DIR);
   for (const error of registry.errors) console.error(`engines: skipped ${error}`);
   let failed = 0;
+  const bases = join(config.DOCKET_ENGINES_DIR, '_base');
+  for (const name of existsSync(bases) ? readdirSync(bases).sort() : []) {
+    const dir = join(bases, name);
+    const { image } = parseYaml(readFileSync(join(dir, 'base.yaml'), 'utf8')) as { image: string };
+    try {
+      if ((await ensureImage(image, dir, { force })) === 'built') console.log(`engines: built base ${image}`);
+    } catch (error) {
+      failed += 1;
+      console.error(`engines: cannot build base ${image}: ${(error as Error).message}`);
+    }
+  }
   for (const { manifest, file } of registry.list()) {
     if (only.length && !only.includes(manifest.name)) continue;
     const started = Date.now();
