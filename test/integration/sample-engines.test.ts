@@ -237,9 +237,19 @@ describe('apktool', () => {
     });
   });
 
-  it('still reports the manifest of an APK whose full decode does not fit in /tmp', async () => {
+  it('decodes a large APK fully within the manifest\'s /tmp', async () => {
     const apk = await buildApk(app, 80);
     const { outcome } = await run('apktool', await fileSubject(blobs, apk, 'large.apk'));
+    expect(outcome.status).toBe('success');
+    const report = await resultJson(outcome);
+    expect(report).toMatchObject({ package: packageName, partial: null });
+  });
+
+  it('still reports the manifest of an APK whose full decode does not fit in /tmp', async () => {
+    const apk = await buildApk(app, 80);
+    // A /tmp smaller than the decoded APK, as an operator might set it.
+    const small = { ...manifests.apktool, limits: { ...manifests.apktool.limits, tmp: 64 * 1024 * 1024 } };
+    const { outcome } = await run('apktool', await fileSubject(blobs, apk, 'large.apk'), { manifest: small });
     expect(outcome.errorMessage).toBeUndefined();
     expect(outcome.status).toBe('success');
     const report = await resultJson(outcome);
