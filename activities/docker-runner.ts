@@ -98,7 +98,8 @@ export class DockerRunner {
         () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, this.egressNetwork)),
         `creating the ${job.engine} container`,
       );
-      await call(async () => container!.putArchive(await packInput(job.input), { path: job.mountpoint }), 'copying the input in');
+      const archive = await packInput(job.input);
+      await call(() => container!.putArchive(archive, { path: job.mountpoint }), 'copying the input in');
       const { exitCode, oomKilled, stdout, stderr } = await this.execute(container, job);
       const { outputs, truncated: outputTruncated } = await this.copyOut(container, job);
       return {
@@ -250,20 +251,24 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
   };
 }
 
-/** Builds the input archive; entries are owned by root so the engine's user cannot change them. */
+/**
+ * Builds the input archive; entries are owned by root so the engine's user cannot change them. Every
+ * source is opened before the archive starts, so a missing input (a blob removed under a queued job)
+ * fails this job with its own error instead of breaking the stream Docker is reading.
+ */
 export async function packInput(entries: InputEntry[]): Promise<Readable> {
+  const sources = await Promise.all(entries.map(async (entry) => (entry.type === 'file' ? entry.open!() : undefined)));
   const pack = tarPack();
   void (async () => {
     try {
-      for (const entry of entries) {
+      for (const [index, entry] of entries.entries()) {
         const header = { name: entry.name, mode: entry.mode, uid: 0, gid: 0, mtime: new Date() };
         if (entry.type === 'directory') {
           pack.entry({ ...header, type: 'directory' });
           continue;
         }
         const sink = pack.entry({ ...header, type: 'file', size: entry.size ?? 0 });
-        const source = await entry.open!();
-        source.pipe(sink);
+        sources[index]!.pipe(sink);
         await once(sink, 'finish');
       }
       pack.finalize();

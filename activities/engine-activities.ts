@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { type EngineManifest, expandEnv } from '../core/engine-manifest';
 import { describeSubject, type EngineReport, MAX_INLINE_ARTIFACTS, subjectKey } from '../core/investigation';
-import type { BlobStore } from './blob-store';
+import { BlobNotFoundError, type BlobStore } from './blob-store';
 import type { DockerRunner } from './docker-runner';
 import type { EngineRegistry } from './engine-registry';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from './errors';
@@ -25,6 +25,7 @@ export const FailureType = {
   dockerUnavailable: 'DockerUnavailable',
   unknownEngine: 'UnknownEngine',
   processRunnerOff: 'ProcessRunnerOff',
+  inputMissing: 'InputMissing',
 } as const;
 
 export interface EngineActivityDeps {
@@ -119,6 +120,9 @@ async function imageIdentity(manifest: EngineManifest, runner: DockerRunner): Pr
 function toFailure(error: unknown): unknown {
   if (error instanceof ImageMissingError) return ApplicationFailure.nonRetryable(error.message, FailureType.imageMissing);
   if (error instanceof EngineTimeoutError) return ApplicationFailure.retryable(error.message, FailureType.timeout);
+  if (error instanceof BlobNotFoundError) {
+    return ApplicationFailure.nonRetryable(`the job's input is gone from the blob store (${error.message}); submit the file again`, FailureType.inputMissing);
+  }
   if (error instanceof ProcessRunnerDisabledError) return ApplicationFailure.nonRetryable(error.message, FailureType.processRunnerOff);
   if (error instanceof DockerUnavailableError) return ApplicationFailure.retryable(error.message, FailureType.dockerUnavailable);
   return error;

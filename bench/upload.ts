@@ -14,12 +14,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Client, Connection } from '@temporalio/client';
 import autocannon from 'autocannon';
 import { createLogger } from '../activities/log';
 import { loadConfig } from '../core/config';
@@ -83,9 +84,20 @@ async function main(): Promise<void> {
     // autocannon sends thousands of requests a second from one address; the limit would answer 429.
     DOCKET_RATE_LIMIT: '0',
     DOCKET_LOG_LEVEL: 'warn',
+    // No schedules: the figures are about the gateway alone, not about work the schedules start.
+    DOCKET_SCHEDULES_DIR: join(dir, 'schedules'),
   };
+  mkdirSync(env.DOCKET_SCHEDULES_DIR);
   const children: Child[] = [];
   let workers: Awaited<ReturnType<typeof startSystem>> | undefined;
+  // However the run ends (interrupted, or a crash that skips the finally below), it takes its servers
+  // down with it rather than leaving them listening.
+  process.once('exit', () => {
+    for (const child of [...children.map((c) => c.process), temporal.process]) if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   try {
     const gateway = await startGateway(env, join(dir, 'gateway.log'));
     children.push(gateway);
@@ -94,19 +106,21 @@ async function main(): Promise<void> {
 
     // Each side gets one small warm-up request, so neither pays its first-request costs in the figures.
     await upload(sink.url, '/', MiB);
-    await upload(gateway.url, `/${ENGINE}/upload`, MiB);
+    const warmJob = JSON.parse((await upload(gateway.url, `/${ENGINE}/upload`, MiB)).body).jobid as string;
 
     const base = await measuredUpload(sink, '/', size);
     rmSync(join(dir, 'baseline.bin'), { force: true });
     const docket = await measuredUpload(gateway, `/${ENGINE}/upload`, size);
     const bigJob = JSON.parse(docket.body).jobid as string;
 
-    // The workers start now, so only small jobs reach the engine; the big one's file is removed first.
-    const config = loadConfig({ ...env, DOCKET_PORT: '0' });
-    workers = await startSystem({ config, log: createLogger('warn'), gateway: false });
-    await workers.client.workflow.getHandle(bigJob).terminate('upload benchmark: only the upload was measured');
-    // The blob store makes each sha256/<prefix> folder as it stores a blob, so the tree can go.
+    // Only the uploads were to be measured: their jobs end before any worker could take them up, and
+    // their files go (the blob store makes each sha256/<prefix> folder again as it stores a blob).
+    const connection = await Connection.connect({ address: temporal.address });
+    const client = new Client({ connection });
+    for (const id of [warmJob, bigJob]) await client.workflow.getHandle(id).terminate('upload benchmark: only the upload was measured');
+    await connection.close();
     rmSync(join(dir, 'data', 'blobs', 'sha256'), { recursive: true, force: true });
+    workers = await startSystem({ config: loadConfig({ ...env, DOCKET_PORT: '0' }), log: createLogger('warn'), gateway: false });
 
     const small = JSON.parse((await upload(gateway.url, `/${ENGINE}/upload`, 4096)).body).jobid as string;
     const result = await waitForResult(gateway.url, small);

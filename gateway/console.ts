@@ -1,4 +1,5 @@
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
@@ -15,14 +16,14 @@ const TYPES: Record<string, string> = {
 
 /**
  * Only this origin's files, no inline script or style, no plugins, no framing: whatever text an
- * investigation carries, the page cannot be made to load or run anything else. `blob:` is for the
- * result downloads, which are fetched with the key and handed to the browser as Blob URLs.
+ * investigation carries, the page cannot be made to load or run anything else. (Result downloads are
+ * Blob URLs opened by a link, which no fetch directive governs.)
  */
 export const CONSOLE_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
-  "img-src 'self' blob:",
+  "img-src 'self'",
   "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'none'",
@@ -40,7 +41,6 @@ const HEADERS = {
 interface ConsoleFile {
   path: string;
   type: string;
-  size: number;
 }
 
 /**
@@ -52,8 +52,7 @@ function consoleFiles(dir: string): Map<string, ConsoleFile> {
   for (const name of readdirSync(dir)) {
     const type = TYPES[extname(name)];
     if (!type) continue;
-    const path = join(dir, name);
-    files.set(name, { path, type, size: statSync(path).size });
+    files.set(name, { path: join(dir, name), type });
   }
   if (!files.has('index.html')) throw new Error(`the console has no index.html in ${dir}`);
   return files;
@@ -66,10 +65,12 @@ export async function consoleRoutes(app: FastifyInstance, options: { dir?: strin
   // OpenAPI document and out of the per-caller request budget the API calls need.
   const route = { schema: { hide: true }, config: { rateLimit: false as const } };
 
-  const send = (name: string, reply: FastifyReply) => {
+  const send = async (name: string, reply: FastifyReply) => {
     const file = files.get(name);
     if (!file) return reply.callNotFound();
-    return reply.headers(HEADERS).header('content-length', file.size).type(file.type).send(createReadStream(file.path));
+    // Sized now, not at start, so a file edited while the gateway runs is served whole.
+    const { size } = await stat(file.path);
+    return reply.headers(HEADERS).header('content-length', size).type(file.type).send(createReadStream(file.path));
   };
 
   app.get('/', route, async (_request, reply) => reply.redirect('/console/'));

@@ -28,7 +28,7 @@ export async function runEngineJob(id: string, runId: string, job: PlannedJob, o
     taskQueue: engineTaskQueue(job.engine, queuePrefix),
     startToCloseTimeout: job.timeoutMs + COPY_MARGIN_MS,
     heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: ['ImageMissing', 'UnknownEngine', 'ProcessRunnerOff'] },
+    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: ['ImageMissing', 'UnknownEngine', 'ProcessRunnerOff', 'InputMissing'] },
   });
   const startedAt = new Date().toISOString();
   try {

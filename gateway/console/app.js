@@ -82,9 +82,13 @@ async function route() {
   } catch (error) {
     replace(main, h('h1', { tabindex: '-1' }, 'Something went wrong'), notice('error', error.message));
   }
-  // Moving focus to the new page's heading tells keyboard and screen-reader users the page changed.
+  // Moving focus to the new page's heading, and naming the tab after it, tells keyboard and
+  // screen-reader users the page changed.
   const heading = main.querySelector('h1');
-  if (heading) heading.focus({ preventScroll: false });
+  if (heading) {
+    document.title = `${heading.textContent} · Docket`;
+    heading.focus({ preventScroll: false });
+  }
 }
 
 whenUnauthorized((error) => {

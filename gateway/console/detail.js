@@ -39,6 +39,11 @@ export function renderDetail(main, id, app) {
   let timer = null;
   let last = { state: null, phase: null, responses: null };
 
+  // One timer at most, even when a decision's refresh overlaps a poll already on its way.
+  const schedule = (ms) => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, ms);
+  };
   const refresh = async () => {
     clearTimeout(timer);
     let body;
@@ -48,13 +53,13 @@ export function renderDetail(main, id, app) {
       if (stopped) return;
       loadError.replaceChildren(notice('error', error.status === 404 ? error.message : `The investigation could not be read: ${error.message}`));
       // A 404 will not change; anything else may be a gateway restarting, so keep asking.
-      if (error.status !== 404 && last.state !== 'completed') timer = setTimeout(refresh, POLL_MS * 2);
+      if (error.status !== 404 && last.state !== 'completed') schedule(POLL_MS * 2);
       return;
     }
     if (stopped) return;
     loadError.replaceChildren();
     draw(body);
-    if (body.state === 'running') timer = setTimeout(refresh, POLL_MS);
+    if (body.state === 'running') schedule(POLL_MS);
   };
 
   const draw = (body) => {
@@ -72,10 +77,13 @@ export function renderDetail(main, id, app) {
     const signature = JSON.stringify([body.state, records.map((r) => [r.id, r.approval.state, r.report?.status])]);
     // Rebuilt only when a response changed, so a reason being typed and the focus on a button survive the polling.
     if (signature !== last.responses) {
+      const hadFocus = responses.contains(document.activeElement);
       drawResponses(responses, records, body.state === 'running', decide);
       last.responses = signature;
+      // The button just pressed is gone; keep keyboard users where they were rather than at the top.
+      if (hadFocus) responses.querySelector('h2').focus();
     }
-    drawVerdicts(verdicts, report?.verdicts ?? live?.verdicts);
+    drawVerdicts(verdicts, report?.verdicts ?? live?.verdicts, body.state === 'running');
     if (report) drawReports(jobs, id, report.jobs);
     else drawLiveJobs(jobs, live?.jobs, body.state === 'running');
     drawExtra(extra, body);
@@ -142,7 +150,7 @@ function drawSummary(summary, body, phase) {
 }
 
 function drawResponses(section, records, running, decide) {
-  replace(section, h('h2', { id: 'responses-title' }, 'Responses'));
+  replace(section, h('h2', { id: 'responses-title', tabindex: '-1' }, 'Responses'));
   if (!records.length) {
     section.append(h('p', { class: 'hint' }, running ? 'None yet: responders are chosen once the analyzers have finished.' : 'No responder ran: the response policy selected none.'));
     return;
@@ -189,11 +197,11 @@ function decisionForm(record, decide) {
     field('Reason (optional)', reason), approve, reject);
 }
 
-function drawVerdicts(section, verdicts) {
+function drawVerdicts(section, verdicts, running) {
   const entries = Object.entries(verdicts?.bySubject ?? {});
   replace(section, h('h2', { id: 'verdicts-title' }, 'Verdicts'));
   if (!entries.length) {
-    section.append(h('p', { class: 'hint' }, 'No verdict yet.'));
+    section.append(h('p', { class: 'hint' }, running ? 'No verdict yet.' : 'None: no engine reported on any observable.'));
     return;
   }
   section.append(h('table', { class: 'verdicts' },

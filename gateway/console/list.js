@@ -118,12 +118,17 @@ function table(items) {
       h('td', {}, stateBadge(item.status)),
       h('td', {}, item.verdict ? levelBadge(item.verdict) : '—'),
       h('td', {}, item.source ?? ''),
-      h('td', {}, (item.engines ?? []).join(', ')),
-      h('td', {}, (item.observableTypes ?? []).join(', ')),
+      h('td', {}, words(item.engines)),
+      h('td', {}, words(item.observableTypes)),
       h('td', {}, formatTime(item.startedAt)),
       h('td', {}, item.closedAt ? formatDuration(item.startedAt, item.closedAt) : ''),
     ))),
   );
+}
+
+/** Names like ioc-lookup kept whole: a line may break between them, not at their hyphens. */
+function words(list) {
+  return (list ?? []).map((word, index) => [index ? ', ' : null, h('span', { class: 'nowrap' }, word)]);
 }
 
 function pager(query, nextToken, app) {

@@ -23,6 +23,7 @@ const policyFile = join(tmpdir(), `docket-console-policy-${randomBytes(4).toStri
 
 describe('console', () => {
   let docket: TestSystem;
+  let engines: string;
   let browser: BrowserContext;
   let profile: string;
   let adminKey: string;
@@ -39,7 +40,7 @@ describe('console', () => {
       '    approval: required',
       '    expiry: 1h',
     ].join('\n'));
-    const engines = enginesFolder([
+    engines = enginesFolder([
       sample('ioc-lookup'),
       sample('fileinfo'),
       { ...sample('blocklist'), volumes: [{ name: blocklistVolume, target: '/blocklist' }] },
@@ -63,6 +64,7 @@ describe('console', () => {
     await docket?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     rmSync(policyFile, { force: true });
+    if (engines) rmSync(engines, { recursive: true, force: true });
     await docker.getVolume(blocklistVolume).remove().catch(() => undefined);
   });
 
@@ -213,7 +215,7 @@ describe('console', () => {
     await completed();
     expect(await page.locator('.summary').textContent()).toContain(hostile);
     expect(await page.locator('main img').count()).toBe(0);
-    expect(await page.title()).toBe('Docket');
+    expect(await page.title()).toMatch(/^Investigation .* · Docket$/);
   });
 
   it('lists investigations, filters them by verdict and pages through them', async () => {
@@ -226,6 +228,7 @@ describe('console', () => {
     const rows = page.locator('table.list tbody tr');
     await rows.first().waitFor();
     expect(await rows.count()).toBeGreaterThanOrEqual(5);
+    await page.screenshot({ path: join(SCREENSHOTS, 'investigations-list.png'), fullPage: true });
 
     await page.getByLabel('Verdict').selectOption('malicious');
     await page.getByLabel('Status').selectOption('Completed');
