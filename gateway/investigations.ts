@@ -31,6 +31,9 @@ export interface ListedInvestigation {
   observableTypes?: string[];
 }
 
+/** Finished reports kept in memory: a finished investigation never changes, and /result is polled. */
+const FINISHED_CACHE = 1000;
+
 // Temporal's PendingActivityState.STARTED
 const ACTIVITY_STARTED = 2;
 const WORKFLOW_STATUS: Record<number, string> = {
@@ -44,7 +47,14 @@ const FILTER_VALUE = /^[A-Za-z0-9_.:-]{1,100}$/;
  * description, memo and result, so it works while no worker is running.
  */
 export class Investigations {
+  private readonly finished = new Map<string, InvestigationReport>();
+
   constructor(private readonly client: Client, private readonly taskQueue: string, private readonly blobs?: BlobStore) {}
+
+  private remember(id: string, report: InvestigationReport): void {
+    if (this.finished.size >= FINISHED_CACHE) this.finished.delete(this.finished.keys().next().value!);
+    this.finished.set(id, report);
+  }
 
   /** The whole report, read back from the blob store when history holds a trimmed copy. */
   private async fullReport(report: InvestigationReport): Promise<InvestigationReport> {
@@ -65,6 +75,8 @@ export class Investigations {
   }
 
   async view(id: string): Promise<InvestigationView> {
+    const known = this.finished.get(id);
+    if (known) return { state: 'completed', report: known };
     const handle = this.client.workflow.getHandle(id);
     const description = await this.describe(id);
     const status = description.status.name;
@@ -78,7 +90,11 @@ export class Investigations {
         engineStarted: pending.some((activity) => activity.state === ACTIVITY_STARTED),
       };
     }
-    if (status === 'COMPLETED') return { state: 'completed', report: await this.fullReport((await handle.result()) as InvestigationReport) };
+    if (status === 'COMPLETED') {
+      const report = await this.fullReport((await handle.result()) as InvestigationReport);
+      this.remember(id, report);
+      return { state: 'completed', report };
+    }
     let message = `the investigation was ${status.toLowerCase().replace('_', ' ')}`;
     try {
       await handle.result();

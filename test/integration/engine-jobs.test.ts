@@ -78,6 +78,16 @@ describe('engine jobs on Temporal', () => {
     expect(await startedAttempt(docket, report.id)).toEqual([1]);
   });
 
+  it('fails a job whose input file is gone from the blob store, once, and keeps the worker serving', async () => {
+    const gone = { sha256: randomBytes(32).toString('hex'), size: 10, filename: 'vanished.bin' };
+    const report = await investigate(docket, { files: [gone], engines: ['fileinfo'] });
+    expect(report.jobs[0].status).toBe('error');
+    expect(report.jobs[0].errorMessage).toContain("the job's input is gone from the blob store");
+    expect(await startedAttempt(docket, report.id)).toEqual([1]);
+    const after = await investigate(docket, { files: [await sampleFile(docket)], engines: ['fileinfo'] });
+    expect(after.jobs[0].status).toBe('success');
+  });
+
   it('runs a local command with the process runner when it is on', async () => {
     const report = await investigate(docket, { observables: other('docket'), engines: ['local-python'] });
     expect(report.jobs[0]).toMatchObject({ status: 'success', imageId: 'process:python3', taxonomies: [{ level: 'info', namespace: 'Local', predicate: 'Len', value: '6' }] });
