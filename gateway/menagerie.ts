@@ -93,12 +93,15 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     return { status: running ? 'Running' : 'Received', summary: '', link };
   });
 
-  app.get<{ Params: { id: string }; Querystring: { engine?: string } }>('/link/:id', {
+  app.get<{ Params: { id: string }; Querystring: { engine?: string; job?: number } }>('/link/:id', {
     config: { role: 'read' },
     schema: {
       tags: ['menagerie'], summary: "A finished job's whole result (409 while it runs)",
       params: idParams,
-      querystring: jsonSchema(z.object({ engine: z.string().optional().describe("pick this engine's result") })),
+      querystring: jsonSchema(z.object({
+        engine: z.string().optional().describe("pick this engine's (first) result"),
+        job: z.coerce.number().int().min(0).optional().describe('pick the result of this engine job (its index in the report)'),
+      })),
       response: {
         200: { description: "the result bytes, with the engine's content type", content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
         ...errorResponses,
@@ -109,9 +112,15 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     const view = await deps.investigations.view(id);
     if (view.state === 'running') throw conflict(`job ${id} is not finished; poll GET /result/${id} until its status is Success or Fail`);
     if (view.state === 'failed') throw notFound(`job ${id} has no result: ${view.message}`);
-    const wanted = request.query.engine;
-    const job = view.report.jobs.find((candidate) => !wanted || candidate.engine === wanted);
-    if (!job) throw notFound(`job ${id} ran no engine${wanted ? ` named ${wanted}` : ''}`);
+    const { engine: wanted, job: index } = request.query;
+    const job = index !== undefined
+      ? view.report.jobs[index]
+      : view.report.jobs.find((candidate) => !wanted || candidate.engine === wanted);
+    if (!job) {
+      throw notFound(index !== undefined
+        ? `job ${id} has ${view.report.jobs.length} engine job(s); ?job= counts from 0`
+        : `job ${id} ran no engine${wanted ? ` named ${wanted}` : ''}`);
+    }
     const blob = job.result ?? job.logs;
     if (!blob) throw notFound(`job ${id} has no result from ${job.engine}: ${job.errorMessage ?? job.status}`);
     reply.header('content-type', job.result?.contentType ?? 'application/octet-stream');

@@ -236,9 +236,7 @@ function drawReports(section, id, reports) {
     section.append(h('p', { class: 'hint' }, 'No engine ran: none accepts what was submitted.'));
     return;
   }
-  // GET /link/<id>?engine=<name> serves the first result of that engine; the others are summarised here.
-  const served = new Set();
-  section.append(h('ul', { class: 'cards' }, reports.map((report) => {
+  section.append(h('ul', { class: 'cards' }, reports.map((report, index) => {
     const card = h('li', { class: 'card report' },
       h('h3', {}, report.engine, ' on ', h('span', { class: 'mono wrap' }, describeSubject(report.subject))),
       h('p', {}, stateBadge(report.status),
@@ -251,10 +249,7 @@ function drawReports(section, id, reports) {
       artifactList(report.artifacts),
     );
     const blob = report.result ?? report.logs;
-    if (blob && !served.has(report.engine)) {
-      served.add(report.engine);
-      card.append(resultActions(id, report, blob));
-    }
+    if (blob) card.append(resultActions(id, report, blob, index));
     return card;
   })));
 }
@@ -281,8 +276,8 @@ function artifactList(artifacts) {
 }
 
 /** View and Download buttons for an engine's result; /link needs the key, so both fetch it first. */
-function resultActions(id, report, blob) {
-  const link = `/link/${encodeURIComponent(id)}?engine=${encodeURIComponent(report.engine)}`;
+function resultActions(id, report, blob, index) {
+  const link = `/link/${encodeURIComponent(id)}?job=${index}`;
   const what = report.result ? 'result' : 'logs';
   const viewer = h('div', { class: 'viewer' });
   const view = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false' }, `View ${what}`);

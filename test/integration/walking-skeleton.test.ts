@@ -44,6 +44,12 @@ describe('walking skeleton', () => {
     expect(info.size).toBe(Buffer.byteLength(content));
     expect(info.mimetype).toBe('text/plain');
     expect(await leftovers(accepted.body.jobid)).toEqual({ containers: 0, volumes: 0 });
+
+    const byIndex = await fetch(`${docket.baseUrl}${result.body.link}?job=0`);
+    expect(Buffer.from(await byIndex.arrayBuffer())).toEqual(bytes);
+    const beyond = await getJson(`${docket.baseUrl}${result.body.link}?job=3`);
+    expect(beyond.status).toBe(404);
+    expect(beyond.body.error.message).toBe(`job ${accepted.body.jobid} has 1 engine job(s); ?job= counts from 0`);
   });
 
   it('answers 404 naming the engines there are for an unknown engine', async () => {
