@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type Docker from 'dockerode';
 import { OWNER_LABEL } from '../activities/docker-runner';
@@ -16,12 +17,23 @@ export interface Reaped {
   volumes: string[];
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Whether a worker process still runs. A killed worker whose parent died too can linger as a zombie
+ * until something reaps it; signal 0 still reaches a zombie, so its /proc state is checked as well.
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // The state is the first field after the parenthesised command name: "123 (node) Z ...".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

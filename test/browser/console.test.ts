@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
 import { KeyStore } from '../../gateway/keys';
 import { docker, readVolumeFile } from '../helpers/engines';
-import { enginesFolder } from '../helpers/fixtures';
+import { enginesFolder, writeApprovalPolicy } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 
 /**
@@ -32,14 +32,7 @@ describe('console', () => {
   let pageProblems: string[];
 
   beforeAll(async () => {
-    writeFileSync(policyFile, [
-      'rules:',
-      '  - name: block malicious web destinations',
-      '    when: { types: [url, domain, fqdn, ip], verdict: malicious }',
-      '    respond: [blocklist]',
-      '    approval: required',
-      '    expiry: 1h',
-    ].join('\n'));
+    writeApprovalPolicy(policyFile);
     engines = enginesFolder([
       sample('ioc-lookup'),
       sample('fileinfo'),

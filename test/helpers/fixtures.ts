@@ -29,3 +29,15 @@ export async function getJson(url: string) {
   const response = await fetch(url);
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
+
+/** The policy most tests use: malicious web destinations go to `blocklist` after a person approves. */
+export function writeApprovalPolicy(path: string, expiry = '1h'): void {
+  writeFileSync(path, [
+    'rules:',
+    '  - name: block malicious web destinations',
+    '    when: { types: [url, domain, fqdn, ip], verdict: malicious }',
+    '    respond: [blocklist]',
+    '    approval: required',
+    `    expiry: ${expiry}`,
+  ].join('\n'));
+}

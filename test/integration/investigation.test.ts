@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { signWebhook } from '../../activities/webhook';
 import { KeyStore } from '../../gateway/keys';
 import { buildTestImage, docker, leftovers, readVolumeFile } from '../helpers/engines';
-import { enginesFolder, getJson } from '../helpers/fixtures';
+import { enginesFolder, getJson, writeApprovalPolicy } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 import { startWebhookReceiver } from '../helpers/webhook-receiver';
 
@@ -14,14 +14,7 @@ import { startWebhookReceiver } from '../helpers/webhook-receiver';
 const sample = (name: string) => parseYaml(readFileSync(join(ROOT, 'engines', name, 'engine.yaml'), 'utf8'));
 const blocklistVolume = `docket-blocklist-test-${randomBytes(4).toString('hex')}`;
 const policyFile = join(tmpdir(), `docket-policy-${randomBytes(4).toString('hex')}.yaml`);
-const writePolicy = (expiry: string) => writeFileSync(policyFile, [
-  'rules:',
-  '  - name: block malicious web destinations',
-  '    when: { types: [url, domain, fqdn, ip], verdict: malicious }',
-  '    respond: [blocklist]',
-  '    approval: required',
-  `    expiry: ${expiry}`,
-].join('\n'));
+const writePolicy = (expiry: string) => writeApprovalPolicy(policyFile, expiry);
 
 describe('investigations', () => {
   let docket: TestSystem;

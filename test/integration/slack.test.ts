@@ -10,7 +10,7 @@ import { docker, readVolumeFile } from '../helpers/engines';
 import {
   buttonPress, deliver, directMessage, eventCallback, FakeSlack, mention, signSlack, slashCommand, type SlackBody, type SlackMessageRecord,
 } from '../helpers/fake-slack';
-import { enginesFolder } from '../helpers/fixtures';
+import { enginesFolder, writeApprovalPolicy } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 
 /**
@@ -36,14 +36,7 @@ describe('Slack chatops', () => {
   const logged: string[] = [];
 
   beforeAll(async () => {
-    writeFileSync(policyFile, [
-      'rules:',
-      '  - name: block malicious web destinations',
-      '    when: { types: [url, domain, fqdn, ip], verdict: malicious }',
-      '    respond: [blocklist]',
-      '    approval: required',
-      '    expiry: 1h',
-    ].join('\n'));
+    writeApprovalPolicy(policyFile);
     const schedulesDir = mkdtempSync(join(tmpdir(), 'docket-slack-schedules-'));
     writeFileSync(join(schedulesDir, 'nightly-echo.yaml'), stringify({
       id: 'nightly-echo', description: 'greets the night shift', cron: '0 3 * * *', action: { run: { engine: 'echo', args: ['good night'] } }, paused: true,
