@@ -1,6 +1,7 @@
+import Docker from 'dockerode';
 import type { BlobStore } from '../../activities/blob-store';
 import { DockerRunner } from '../../activities/docker-runner';
-import { EngineTimeoutError, ImageMissingError } from '../../activities/errors';
+import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from '../../activities/errors';
 import { prepareJob } from '../../activities/protocols';
 import { buildTestImage, docker, fileSubject, leftovers, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
 
@@ -86,6 +87,15 @@ describe('engine confinement', () => {
     expect(outcome.errorMessage).toContain('exited with code 3 without writing /job/output/output.json');
     expect(outcome.errorMessage).toContain('analyzer crashed before writing anything');
     expect(outcome.logs).toBeDefined();
+  });
+
+  it('reports an unreachable Docker daemon as a retryable fault that says what to check', async () => {
+    const runner = new DockerRunner(new Docker({ socketPath: '/nonexistent/docker.sock' }), blobs);
+    const job = prepareJob(hostile('identity'), { job: 'nodaemon', subject: observableSubject('other', 'x'), tlp: 2, pap: 2 }, blobs);
+    const error = await runner.run({ ...job, attempt: 1 }).catch((e) => e);
+    expect(error).toBeInstanceOf(DockerUnavailableError);
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain('Is the Docker daemon running (docker info)?');
   });
 
   it('refuses a missing image with a message naming it and the build command', async () => {
