@@ -11,7 +11,7 @@ import {
 } from '@temporalio/client';
 import { parse as parseYaml } from 'yaml';
 import { describeIssues } from '../core/engine-manifest';
-import { InvestigationInput, TaskInput } from '../core/investigation';
+import { InvestigationInput, RECEIVED_MEMO, TaskInput } from '../core/investigation';
 import { type OverlapPolicy, type ScheduleDefinition, validateSchedule } from '../core/schedule';
 import type { Logger } from './log';
 
@@ -174,7 +174,7 @@ export function compileSchedule(loaded: LoadedSchedule, context: ScheduleContext
     workflowType = 'investigation';
     input = parsed.data;
     // What Investigations.start records, so GET /result and /v1/investigations read scheduled runs alike.
-    memo = { phase: 'received', finishedJobs: 0, docketSchedule: origin };
+    memo = { ...RECEIVED_MEMO, docketSchedule: origin };
   } else {
     // Env values stay as written, ${NAME} included: the engine worker expands them, so no secret
     // enters the schedule or the workflow history.

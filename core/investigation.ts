@@ -89,6 +89,12 @@ export interface EngineReport {
   attempt: number;
 }
 
+/**
+ * The memo every investigation starts with; the workflow updates both keys, and the gateway reads
+ * them to answer `GET /result` without a worker.
+ */
+export const RECEIVED_MEMO = { phase: 'received', finishedJobs: 0 } as const;
+
 export type InvestigationPhase = 'received' | 'parsing' | 'analyzing' | 'responding' | 'notifying' | 'done';
 
 export interface EngineJobState {

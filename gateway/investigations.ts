@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import type { Decision, InvestigationInput, InvestigationPhase, InvestigationReport, InvestigationStatus, ResponseRecord } from '../core/investigation';
+import {
+  type Decision, type InvestigationInput, type InvestigationPhase, type InvestigationReport, type InvestigationStatus,
+  RECEIVED_MEMO, type ResponseRecord,
+} from '../core/investigation';
 import type { BlobStore } from '../activities/blob-store';
 import { badRequest, conflict, notFound } from './errors';
 
@@ -62,14 +65,18 @@ export class Investigations {
     return JSON.parse((await this.blobs.read(report.reportRef.sha256)).toString('utf8')) as InvestigationReport;
   }
 
-  /** Resolves once Temporal has durably recorded the start: the job cannot be lost after this. */
-  async start(input: InvestigationInput, id: string = randomUUID()): Promise<string> {
+  /**
+   * Resolves once Temporal has durably recorded the start: the job cannot be lost after this.
+   * `once`: refuse the id even after an earlier workflow with it closed (a redelivered request).
+   */
+  async start(input: InvestigationInput, id: string = randomUUID(), options: { once?: boolean } = {}): Promise<string> {
     await this.client.workflow.start('investigation', {
       taskQueue: this.taskQueue,
       workflowId: id,
       args: [input],
-      memo: { phase: 'received', finishedJobs: 0 },
+      memo: { ...RECEIVED_MEMO },
       searchAttributes: { DocketSource: [input.source] },
+      ...(options.once ? { workflowIdReusePolicy: 'REJECT_DUPLICATE' as const } : {}),
     });
     return id;
   }

@@ -44,11 +44,7 @@ export async function startOnce(
   try {
     if (work.workflow === 'investigation') {
       const input = InvestigationInput.parse({ ...work.input, source: 'slack', requester, notify });
-      await deps.client.workflow.start('investigation', {
-        ...startOptions(deps, workflowId),
-        args: [input],
-        memo: { phase: 'received', finishedJobs: 0 },
-      });
+      await deps.investigations.start(input, workflowId, { once: true });
     } else {
       const input = TaskInput.parse({ ...work.input, source: 'slack', requester, notify });
       await deps.client.workflow.start('task', { ...startOptions(deps, workflowId), args: [input] });
@@ -66,6 +62,7 @@ export async function startOnce(
   return workflowId;
 }
 
+/** A task's start: refused for an id Temporal has seen, even after that workflow closed. */
 function startOptions(deps: SlackDeps, workflowId: string) {
   return {
     taskQueue: deps.taskQueue,
