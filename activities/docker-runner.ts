@@ -20,6 +20,8 @@ export interface InputEntry {
 export interface ContainerJob {
   engine: string;
   image: string;
+  /** The image ID the tag was already resolved to (for the result cache), so it is not asked twice. */
+  imageId?: string;
   job: string;
   attempt: number;
   entrypoint?: string[];
@@ -44,6 +46,27 @@ export interface OutputFile {
   /** Path relative to the copied-out folder (or the file's own name). */
   path: string;
   blob: PutResult;
+}
+
+/**
+ * An engine's output files, stored as they stream out, all of them together capped at the engine's
+ * output limit: past it each file keeps its first bytes only and the run is flagged truncated.
+ */
+export class OutputCollector {
+  readonly outputs: OutputFile[] = [];
+  truncated = false;
+  private budget: number;
+
+  constructor(private readonly blobs: BlobStore, limit: number) {
+    this.budget = limit;
+  }
+
+  async add(path: string, source: Readable | AsyncIterable<Uint8Array>): Promise<void> {
+    const blob = await this.blobs.put(source, { limit: this.budget, truncate: true });
+    this.budget -= blob.size;
+    this.truncated ||= blob.truncated;
+    this.outputs.push({ path, blob });
+  }
 }
 
 export interface ContainerRun {
@@ -82,7 +105,7 @@ export class DockerRunner {
   }
 
   async run(job: ContainerJob): Promise<ContainerRun> {
-    const imageId = await this.resolveImage(job.image, job.engine);
+    const imageId = job.imageId ?? await this.resolveImage(job.image, job.engine);
     const labels = {
       'docket.job': job.job,
       'docket.engine': job.engine,
@@ -172,9 +195,7 @@ export class DockerRunner {
       if ((error as { statusCode?: number }).statusCode === 404) return { outputs: [], truncated: false };
       throw wrapDockerError(error, 'copying the output out');
     }
-    const outputs: OutputFile[] = [];
-    let budget = job.limits.output;
-    let truncated = false;
+    const collected = new OutputCollector(this.blobs, job.limits.output);
     const extractor = tarExtract();
     const done = new Promise<void>((resolve, reject) => {
       extractor.on('entry', (header, body, next) => {
@@ -184,14 +205,9 @@ export class DockerRunner {
           return;
         }
         const relative = header.name.split('/').slice(1).join('/') || header.name;
-        this.blobs
-          .put(body as unknown as AsyncIterable<Uint8Array>, { limit: budget, truncate: true })
-          .then((blob) => {
-            budget -= blob.size;
-            truncated ||= blob.truncated;
-            outputs.push({ path: relative, blob });
-            next();
-          })
+        collected
+          .add(relative, body as unknown as AsyncIterable<Uint8Array>)
+          .then(() => next())
           .catch((error) => {
             body.resume();
             next(error);
@@ -202,7 +218,7 @@ export class DockerRunner {
     });
     (archive as Readable).pipe(extractor);
     await done;
-    return { outputs, truncated };
+    return { outputs: collected.outputs, truncated: collected.truncated };
   }
 
   private async cleanup(container: Docker.Container | undefined, volumeName: string): Promise<void> {

@@ -60,9 +60,10 @@ export function createEngineActivities(deps: EngineActivityDeps) {
       const label = `${input.engine} on ${describeSubject(input.subject)}`;
       try {
         const cacheable = deps.cache && resolved.kind === 'analyzer' && resolved.cache > 0;
-        const cacheKey = cacheable
+        const identity = cacheable ? await imageIdentity(resolved, deps.runner) : undefined;
+        const cacheKey = identity
           ? ResultCache.key({
-            engine: input.engine, imageId: await imageIdentity(resolved, deps.runner), config: resolved.config,
+            engine: input.engine, imageId: identity, config: resolved.config,
             subject: subjectKey(input.subject), args: input.args, parameters: input.parameters,
           })
           : undefined;
@@ -77,6 +78,7 @@ export function createEngineActivities(deps: EngineActivityDeps) {
         const runner = resolved.runner === 'process' ? deps.processRunner ?? new ProcessRunner(deps.blobs, false) : deps.runner;
         const run = await runner.run({
           ...prepareJob(resolved, input, deps.blobs),
+          imageId: resolved.runner === 'docker' ? identity : undefined,
           attempt,
           signal: context.cancellationSignal,
           heartbeat: () => context.heartbeat(),

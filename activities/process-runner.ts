@@ -4,8 +4,8 @@ import { chmod, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStore, PutResult } from './blob-store';
-import type { ContainerJob, ContainerRun, OutputFile } from './docker-runner';
+import type { BlobStore } from './blob-store';
+import { type ContainerJob, type ContainerRun, OutputCollector, type OutputFile } from './docker-runner';
 import { EngineTimeoutError } from './errors';
 
 const HEARTBEAT_MS = 5_000;
@@ -114,16 +114,11 @@ export class ProcessRunner {
     } catch {
       return { outputs: [], truncated: false };
     }
-    const outputs: OutputFile[] = [];
-    let budget = job.limits.output;
-    let truncated = false;
+    const collected = new OutputCollector(this.blobs, job.limits.output);
     for (const file of files) {
-      const blob: PutResult = await this.blobs.put(createReadStream(file), { limit: budget, truncate: true });
-      budget -= blob.size;
-      truncated ||= blob.truncated;
-      outputs.push({ path: file === base ? relative(root, base) : relative(base, file), blob });
+      await collected.add(file === base ? relative(root, base) : relative(base, file), createReadStream(file));
     }
-    return { outputs, truncated };
+    return { outputs: collected.outputs, truncated: collected.truncated };
   }
 }
 
