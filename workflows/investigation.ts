@@ -32,7 +32,7 @@ import {
   subjectKey,
 } from '../core/investigation';
 import { extractObservables } from '../core/observables';
-import type { PlannedJob } from '../core/plan';
+import { type PlannedJob, subjectsOf } from '../core/plan';
 import { evaluatePolicy } from '../core/policy';
 import { aggregateVerdicts, verdictOf } from '../core/verdict';
 import { runEngineJob } from './engine-job';
@@ -78,22 +78,20 @@ export async function investigation(input: InvestigationInput): Promise<Investig
   const errors: string[] = [];
   const seen = new Set<string>();
   const queued: Subject[] = [];
+  // Every observable admitted, as it came (with its tags, which the policy may match on).
+  const observed: Observable[] = [];
   let cancelled: { by: string; reason?: string } | undefined;
   const scope = new CancellationScope();
 
   const reports = () => jobs.flatMap((entry) => (entry.report ? [entry.report] : []));
   const verdicts = () => aggregateVerdicts(reports().map((report) => ({ subjectKey: subjectKey(report.subject), taxonomies: report.taxonomies })));
-  const observables = () => [...seen].filter((key) => !key.startsWith('file:')).map((key) => {
-    const at = key.indexOf(':');
-    return { type: key.slice(0, at), data: key.slice(at + 1) } as Observable;
-  });
   const report = (): InvestigationReport => {
     const done = reports();
     const failed = cancelled !== undefined || !done.length || done.some((r) => r.status !== 'success')
       || responses.some((r) => r.report && r.report.status !== 'success');
     return {
       id, status: failed ? 'Fail' : 'Success', source: input.source, startedAt, finishedAt: new Date().toISOString(),
-      observables: observables(), jobs: done, verdicts: verdicts(), responses, notifications: notified,
+      observables: observed, jobs: done, verdicts: verdicts(), responses, notifications: notified,
       cancelled: cancelled ? true : undefined, errors,
     };
   };
@@ -121,6 +119,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
       if (seen.has(key)) continue;
       seen.add(key);
       queued.push(subject);
+      if (subject.kind === 'observable') observed.push(subject.observable);
     }
   };
 
@@ -154,12 +153,9 @@ export async function investigation(input: InvestigationInput): Promise<Investig
   try {
     await scope.run(async () => {
       enter('parsing');
-      admit([
-        ...input.files.map((file): Subject => ({ kind: 'file', file })),
-        ...input.observables.map((observable): Subject => ({ kind: 'observable', observable })),
-        ...(input.text ? extractObservables(input.text, { dropPrivate: input.dropPrivate }) : []).map((observable): Subject => ({ kind: 'observable', observable })),
-      ]);
-      upsertSearchAttributes({ DocketObservableTypes: [...new Set([...seen].map((key) => key.slice(0, key.indexOf(':'))))] });
+      const extracted = input.text ? extractObservables(input.text, { dropPrivate: input.dropPrivate }) : [];
+      admit(subjectsOf({ files: input.files, observables: [...input.observables, ...extracted] }));
+      upsertSearchAttributes({ DocketObservableTypes: [...new Set([...(input.files.length ? ['file'] : []), ...observed.map((o) => o.type)])] });
 
       enter('analyzing');
       let artifactsAdmitted = 0;
@@ -196,7 +192,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
       upsertSearchAttributes({ DocketVerdict: [overall.overall] });
       enter('responding');
       const policy = await activities.loadPolicy();
-      const planned = evaluatePolicy(policy, observables().map((observable) => {
+      const planned = evaluatePolicy(policy, observed.map((observable) => {
         const about = reports().filter((r) => subjectKey(r.subject) === subjectKey({ kind: 'observable', observable }));
         return {
           observable,

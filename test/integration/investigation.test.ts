@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { signWebhook } from '../../activities/webhook';
 import { KeyStore } from '../../gateway/keys';
 import { buildTestImage, docker, leftovers, readVolumeFile } from '../helpers/engines';
@@ -111,6 +111,21 @@ describe('investigations', () => {
       expect(report.responses[0].approval.state).toBe('expired');
       expect(report.responses[0].report).toBeUndefined();
       expect(await readVolumeFile(blocklistVolume, '/volume/blocklist.txt')).not.toContain('203.0.113.66');
+    } finally {
+      writePolicy('1h');
+    }
+  });
+
+  it('applies a policy rule on the observable\'s tags, without approval when the rule says so', async () => {
+    writeFileSync(policyFile, stringify({ rules: [{ name: 'reported by a VIP', when: { tags: ['vip-report'] }, respond: ['blocklist'], approval: 'none' }] }));
+    try {
+      const { body } = await post('/v1/investigations', { observables: [{ type: 'domain', data: 'tagged.example.org', tags: ['vip-report'] }] });
+      const report = (await completed(body.id)).body.report;
+      expect(report.verdicts.overall).toBe('safe');
+      expect(report.responses).toHaveLength(1);
+      expect(report.responses[0]).toMatchObject({ responder: 'blocklist', rule: 'reported by a VIP', approval: { state: 'not-required' }, report: { status: 'success' } });
+      expect(report.observables).toEqual([{ type: 'domain', data: 'tagged.example.org', tags: ['vip-report'] }]);
+      expect((await readVolumeFile(blocklistVolume, '/volume/blocklist.txt')).split('\n')).toContain('tagged.example.org');
     } finally {
       writePolicy('1h');
     }
