@@ -1,11 +1,12 @@
 /** Human units used in manifests and configuration: sizes like `50m`, durations like `240s`. */
 
-const SIZE_FACTORS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1024, kb: 1024, kib: 1024,
-  m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
-  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
-};
+// A Map: a unit is the manifest's text, and `50constructor` must not find a factor on the prototype.
+const SIZE_FACTORS = new Map<string, number>([
+  ['', 1], ['b', 1],
+  ['k', 1024], ['kb', 1024], ['kib', 1024],
+  ['m', 1024 ** 2], ['mb', 1024 ** 2], ['mib', 1024 ** 2],
+  ['g', 1024 ** 3], ['gb', 1024 ** 3], ['gib', 1024 ** 3],
+]);
 
 const DURATION_FACTORS: Record<string, number> = {
   ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000, d: 86_400_000,
@@ -16,7 +17,7 @@ export function parseSize(text: string | number): number | undefined {
   if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? Math.floor(text) : undefined;
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   if (!match) return undefined;
-  const factor = SIZE_FACTORS[match[2].toLowerCase()];
+  const factor = SIZE_FACTORS.get(match[2].toLowerCase());
   if (factor === undefined) return undefined;
   return Math.floor(Number(match[1]) * factor);
 }

@@ -56,6 +56,51 @@ export function describeCaller(caller: Caller | undefined): string {
 export interface AuthOptions {
   keys: KeyStore;
   anonymous: AnonymousPolicy;
+  /**
+   * Refused keys an address may send a minute before every request of its that carries a key is
+   * answered 429 until the minute is over; 0 or absent turns the throttle off.
+   */
+  refusedKeysPerMinute?: number;
+}
+
+const REFUSAL_WINDOW_MS = 60_000;
+/** Addresses remembered at once; past it the oldest is forgotten, so a spray of addresses cannot grow memory. */
+const REFUSAL_ADDRESSES = 10_000;
+
+/**
+ * Refused keys counted per address in fixed one-minute windows. The route rate limit cannot do this:
+ * it keys on the caller, and a refused key has none, so without this anyone could guess keys at full speed.
+ */
+export class RefusedKeys {
+  private readonly windows = new Map<string, { count: number; endsAt: number }>();
+
+  constructor(readonly max: number, private readonly now: () => number = Date.now) {}
+
+  /** Whole seconds until `address` may send keys again; 0 when it may now. */
+  blockedFor(address: string): number {
+    const window = this.current(address);
+    if (!window || window.count < this.max) return 0;
+    return Math.max(1, Math.ceil((window.endsAt - this.now()) / 1000));
+  }
+
+  record(address: string): void {
+    let window = this.current(address);
+    if (!window) {
+      if (this.windows.size >= REFUSAL_ADDRESSES) this.windows.delete(this.windows.keys().next().value!);
+      window = { count: 0, endsAt: this.now() + REFUSAL_WINDOW_MS };
+      this.windows.set(address, window);
+    }
+    window.count += 1;
+  }
+
+  private current(address: string): { count: number; endsAt: number } | undefined {
+    const window = this.windows.get(address);
+    if (window && window.endsAt <= this.now()) {
+      this.windows.delete(address);
+      return undefined;
+    }
+    return window;
+  }
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -63,9 +108,10 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 /** Identifies the caller from `Authorization: Bearer <key>` and enforces each route's least role. */
 export const auth = fp(async (app: FastifyInstance, options: AuthOptions) => {
   app.decorateRequest('caller', undefined);
+  const refused = options.refusedKeysPerMinute ? new RefusedKeys(options.refusedKeysPerMinute) : undefined;
 
   app.addHook('onRequest', async (request, reply) => {
-    request.caller = await identify(request, reply, options);
+    request.caller = await identify(request, reply, options, refused);
     const needed = request.routeOptions.config.role;
     if (!needed || (request.caller.role && roleAtLeast(request.caller.role, needed))) return;
     const route = `${request.method} ${request.routeOptions.url}`;
@@ -83,16 +129,28 @@ export const auth = fp(async (app: FastifyInstance, options: AuthOptions) => {
   });
 });
 
-async function identify(request: FastifyRequest, reply: FastifyReply, options: AuthOptions): Promise<Caller> {
+async function identify(request: FastifyRequest, reply: FastifyReply, options: AuthOptions, refused?: RefusedKeys): Promise<Caller> {
   const header = request.headers.authorization;
   if (header === undefined) return { kind: 'anonymous', role: await anonymousRole(request, options) };
+  // Checked before the key, even a good one: a throttled guesser must not learn which guess was right.
+  const wait = refused?.blockedFor(request.ip) ?? 0;
+  if (wait > 0) {
+    reply.header('retry-after', String(wait));
+    throw new ApiError(
+      429, 'rate_limited',
+      `${refused!.max} requests with a key that is not valid came from ${request.ip} this minute, so keys from it are refused for ${wait} s: wait, then send a valid key (npm run keys -- list shows which are active)`,
+      { limit: refused!.max, retryAfter: wait },
+    );
+  }
   const bearer = BEARER.exec(header);
   if (!bearer) {
+    refused?.record(request.ip);
     reply.header('www-authenticate', 'Bearer realm="docket", error="invalid_request"');
     throw new ApiError(401, 'unauthorized', 'the Authorization header is not "Bearer <key>": send the key Docket gave you as "Authorization: Bearer dk_..."');
   }
   const key = await keyStore(request, () => options.keys.authenticate(bearer[1]));
   if (!key) {
+    refused?.record(request.ip);
     reply.header('www-authenticate', 'Bearer realm="docket", error="invalid_token"');
     const needed = request.routeOptions.config.role;
     const wanted = needed ? `a key with the ${needed} role` : 'a key';

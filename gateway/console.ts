@@ -6,13 +6,14 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 /** Where the console's files are: plain HTML, CSS and JavaScript modules, served as they are. */
 export const CONSOLE_DIR = join(__dirname, 'console');
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
+// A Map, so a file named `x.constructor` is not taken for a known type by way of the prototype.
+const TYPES = new Map<string, string>([
+  ['.html', 'text/html; charset=utf-8'],
+  ['.css', 'text/css; charset=utf-8'],
   // Browsers refuse a module script served with any type other than a JavaScript one.
-  '.js': 'text/javascript; charset=utf-8',
-  '.svg': 'image/svg+xml',
-};
+  ['.js', 'text/javascript; charset=utf-8'],
+  ['.svg', 'image/svg+xml'],
+]);
 
 /**
  * Only this origin's files, no inline script or style, no plugins, no framing: whatever text an
@@ -50,7 +51,7 @@ interface ConsoleFile {
 function consoleFiles(dir: string): Map<string, ConsoleFile> {
   const files = new Map<string, ConsoleFile>();
   for (const name of readdirSync(dir)) {
-    const type = TYPES[extname(name)];
+    const type = TYPES.get(extname(name));
     if (!type) continue;
     files.set(name, { path: join(dir, name), type });
   }
@@ -70,7 +71,10 @@ export async function consoleRoutes(app: FastifyInstance, options: { dir?: strin
     if (!file) return reply.callNotFound();
     // Sized now, not at start, so a file edited while the gateway runs is served whole.
     const { size } = await stat(file.path);
-    return reply.headers(HEADERS).header('content-length', size).type(file.type).send(createReadStream(file.path));
+    const stream = createReadStream(file.path);
+    // Until fastify pipes it, nothing listens: a file removed since the stat would end the process.
+    stream.on('error', (error) => reply.log.error({ err: error, file: name }, 'a console file cannot be read'));
+    return reply.headers(HEADERS).header('content-length', size).type(file.type).send(stream);
   };
 
   app.get('/', route, async (_request, reply) => reply.redirect('/console/'));

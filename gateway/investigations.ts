@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import {
   type Decision, type InvestigationInput, type InvestigationPhase, type InvestigationReport, type InvestigationStatus,
@@ -140,12 +140,13 @@ export class Investigations {
       if (!status) throw badRequest(`status must be one of ${Object.values(WORKFLOW_STATUS).join(', ')}`);
       clauses.push(`ExecutionStatus = '${status}'`);
     }
-    const response = await this.client.workflowService.listWorkflowExecutions({
+    // Newest first is the visibility store's own order; SQLite visibility refuses ORDER BY.
+    const query = clauses.join(' AND ');
+    const response = await this.listExecutions({
       namespace: this.client.options.namespace,
-      // Newest first is the visibility store's own order; SQLite visibility refuses ORDER BY.
-      query: clauses.join(' AND '),
+      query,
       pageSize: filters.pageSize ?? 20,
-      nextPageToken: filters.pageToken ? Buffer.from(filters.pageToken, 'base64url') : undefined,
+      nextPageToken: filters.pageToken ? unwrapPageToken(query, filters.pageToken) : undefined,
     });
     const investigations = (response.executions ?? []).map((execution): ListedInvestigation => {
       const attributes = decodeAttributes(execution.searchAttributes?.indexedFields ?? {});
@@ -154,14 +155,27 @@ export class Investigations {
         status: WORKFLOW_STATUS[execution.status ?? 0] ?? 'Unknown',
         startedAt: timestamp(execution.startTime),
         closedAt: timestamp(execution.closeTime),
-        source: first(attributes.DocketSource),
-        verdict: first(attributes.DocketVerdict),
-        engines: attributes.DocketEngines as string[] | undefined,
-        observableTypes: attributes.DocketObservableTypes as string[] | undefined,
+        source: first(attributes.get('DocketSource')),
+        verdict: first(attributes.get('DocketVerdict')),
+        engines: attributes.get('DocketEngines') as string[] | undefined,
+        observableTypes: attributes.get('DocketObservableTypes') as string[] | undefined,
       };
     });
-    const token = response.nextPageToken?.length ? Buffer.from(response.nextPageToken).toString('base64url') : undefined;
+    const token = response.nextPageToken?.length ? wrapPageToken(query, response.nextPageToken) : undefined;
     return { investigations, nextPageToken: token };
+  }
+
+  /**
+   * A token that passed its check but that Temporal still refuses was made to pass it, or outlived
+   * the visibility store that issued it: either way the caller starts again from the first page.
+   */
+  private async listExecutions(request: Parameters<Client['workflowService']['listWorkflowExecutions']>[0]) {
+    try {
+      return await this.client.workflowService.listWorkflowExecutions(request);
+    } catch (error) {
+      if (request.nextPageToken && TOKEN_REFUSALS.includes((error as { code?: number }).code ?? 0)) throw invalidPageToken();
+      throw error;
+    }
   }
 
   async decide(id: string, verdict: 'approve' | 'reject', decision: Decision): Promise<ResponseRecord[]> {
@@ -195,13 +209,45 @@ export class Investigations {
   }
 }
 
-function decodeAttributes(fields: Record<string, { data?: Uint8Array | null }>): Record<string, unknown> {
-  const decoded: Record<string, unknown> = {};
+// gRPC UNKNOWN and INVALID_ARGUMENT: what Temporal answers for page tokens it cannot read.
+const TOKEN_REFUSALS = [2, 3];
+const PAGE_TOKEN = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{16})$/;
+
+function invalidPageToken() {
+  return badRequest('pageToken is not valid: pass the nextPageToken from the previous page of the same list (same filters) unchanged, or leave pageToken out for the first page');
+}
+
+/**
+ * Page tokens are Temporal's, with a check of the token and of the query it pages through. A token
+ * Temporal did not issue is answered only after the client has retried for many seconds, and then
+ * with an internal error; the check refuses a made-up, damaged or other list's token at once. The
+ * check is no secret and needs none, so every gateway of an installation, restarted or not, reads
+ * the tokens of the others.
+ */
+function wrapPageToken(query: string, token: Uint8Array): string {
+  return `${Buffer.from(token).toString('base64url')}.${pageTokenCheck(query, token)}`;
+}
+
+function unwrapPageToken(query: string, wrapped: string): Buffer {
+  const parts = PAGE_TOKEN.exec(wrapped);
+  if (!parts) throw invalidPageToken();
+  const token = Buffer.from(parts[1], 'base64url');
+  if (pageTokenCheck(query, token) !== parts[2]) throw invalidPageToken();
+  return token;
+}
+
+function pageTokenCheck(query: string, token: Uint8Array): string {
+  return createHash('sha256').update(query).update('\n').update(token).digest('base64url').slice(0, 16);
+}
+
+/** A Map, so an attribute named `__proto__` is only a name and cannot reach the prototype. */
+function decodeAttributes(fields: Record<string, { data?: Uint8Array | null }>): Map<string, unknown> {
+  const decoded = new Map<string, unknown>();
   for (const [name, payload] of Object.entries(fields)) {
     try {
-      decoded[name] = payload.data ? JSON.parse(Buffer.from(payload.data).toString('utf8')) : undefined;
+      decoded.set(name, payload.data ? JSON.parse(Buffer.from(payload.data).toString('utf8')) : undefined);
     } catch {
-      decoded[name] = undefined;
+      decoded.set(name, undefined);
     }
   }
   return decoded;

@@ -41,10 +41,13 @@ export const openapi = fp(async (app: FastifyInstance) => {
   await app.register(docsPage);
 });
 
-const ASSETS: Record<string, string> = {
-  'swagger-ui.css': 'text/css; charset=utf-8',
-  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
-};
+const JAVASCRIPT = 'text/javascript; charset=utf-8';
+
+// A Map, not an object literal: a name such as `constructor` or `__proto__` must not find anything.
+const ASSETS = new Map<string, string>([
+  ['swagger-ui.css', 'text/css; charset=utf-8'],
+  ['swagger-ui-bundle.js', JAVASCRIPT],
+]);
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -74,11 +77,15 @@ async function docsPage(app: FastifyInstance): Promise<void> {
     reply.header('content-security-policy', CSP).type('text/html; charset=utf-8');
     return PAGE;
   });
-  app.get('/docs/init.js', hidden, async (_request, reply) => reply.type(ASSETS['swagger-ui-bundle.js']).send(INIT));
+  app.get('/docs/init.js', hidden, async (_request, reply) => reply.type(JAVASCRIPT).send(INIT));
   app.get<{ Params: { asset: string } }>('/docs/:asset', hidden, async (request, reply) => {
-    const type = ASSETS[request.params.asset];
+    const { asset } = request.params;
+    const type = ASSETS.get(asset);
     if (!type) return reply.callNotFound();
+    const file = createReadStream(join(assets, asset));
+    // Until fastify pipes it, nothing listens: an unreadable file would otherwise end the process.
+    file.once('error', (error) => request.log.error({ err: error, asset }, 'a Swagger UI file cannot be read'));
     reply.header('cache-control', 'public, max-age=3600').type(type);
-    return reply.send(createReadStream(join(assets, request.params.asset)));
+    return reply.send(file);
   });
 }

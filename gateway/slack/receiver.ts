@@ -109,11 +109,15 @@ function header(request: FastifyRequest, name: string): string | undefined {
 /** Slack's three body shapes, after the signature check (which needs the bytes unparsed). */
 export function parseBody(raw: string, contentType: string): Record<string, any> {
   try {
+    let parsed: unknown;
     if (contentType.startsWith(FORM)) {
       const form = Object.fromEntries(new URLSearchParams(raw));
-      return typeof form.payload === 'string' ? JSON.parse(form.payload) : form;
+      if (typeof form.payload !== 'string') return form;
+      parsed = JSON.parse(form.payload);
+    } else {
+      parsed = JSON.parse(raw);
     }
-    const parsed = JSON.parse(raw);
+    // An interaction payload of `null` or `[]` would otherwise fail later, as a 500.
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
   } catch {
     // Falls through to the refusal below.

@@ -15,10 +15,8 @@ export function approvalListener(deps: SlackDeps) {
     const user = body.user;
     const channel = body.channel?.id ?? '';
     const whisper = (text: string) => client.chat.postEphemeral({ channel, user: user.id, thread_ts: body.message?.thread_ts, text }).catch(() => undefined);
-    let value: ApprovalValue;
-    try {
-      value = JSON.parse(action.value ?? '');
-    } catch {
+    const value = approvalValue(action.value);
+    if (!value) {
       deps.log.warn(`slack: a ${verdict} button from ${user.id} carried no investigation; ignored`);
       return;
     }
@@ -40,6 +38,18 @@ export function approvalListener(deps: SlackDeps) {
       await whisper(`I could not ${verdict} that: ${escape(error.message)}`);
     }
   };
+}
+
+/** The button's value as Docket wrote it, or undefined for anything else. */
+function approvalValue(raw: string | undefined): ApprovalValue | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw ?? '');
+  } catch {
+    return undefined;
+  }
+  const { id, response } = (value ?? {}) as Partial<Record<keyof ApprovalValue, unknown>>;
+  return typeof id === 'string' && typeof response === 'string' ? { id, response } : undefined;
 }
 
 /**
