@@ -1,17 +1,34 @@
 import { z } from 'zod';
 import { describeIssues } from './engine-manifest';
+import { settingList, webhookAllowEntryProblem } from './notify-targets';
 
 /**
  * Every setting Docket reads from its environment, with its default, in one place.
  * The README's "Configuration" table mirrors this schema.
  */
 const port = z.coerce.number().int().min(0).max(65535);
+// A name, an IPv4 address, an IPv6 address with or without brackets, or `*`.
+const HOST_ENTRY = /^(\*|\[[0-9a-f:.]+\]|[0-9a-f.]*:[0-9a-f.]*:[0-9a-f:.]*|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?)$/i;
 
 export const ConfigSchema = z.object({
   DOCKET_DATA_DIR: z.string().default('data'),
   DOCKET_ENGINES_DIR: z.string().default('engines'),
   DOCKET_HOST: z.string().default('127.0.0.1'),
   DOCKET_PORT: port.default(8100),
+  /**
+   * Host names the gateway answers to besides `localhost`, IP addresses and a DOCKET_HOST that is a name
+   * (comma-separated; `*` for any, behind a proxy that checks Host itself): a page under another name
+   * may be DNS rebinding (README, "Cross-site requests and Host names").
+   */
+  DOCKET_ALLOWED_HOSTS: z.string().default('').superRefine((value, context) => {
+    for (const entry of value.split(',').map((name) => name.trim()).filter(Boolean)) {
+      if (HOST_ENTRY.test(entry)) continue;
+      context.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(entry)} is not a host name: list names without scheme or port (docket.example.org), or * for any`,
+      });
+    }
+  }),
   /** An existing Temporal cluster; when unset, `npm start` runs a dev server. */
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().default('default'),
@@ -29,8 +46,16 @@ export const ConfigSchema = z.object({
   /** A webhook every investigation reports to, signed Standard-Webhooks style with the secret. */
   DOCKET_WEBHOOK_URL: z.string().url().optional(),
   DOCKET_WEBHOOK_SECRET: z.string().optional(),
-  /** URL prefixes an investigation's own `notify.webhook` may use (comma-separated); none by default. */
-  DOCKET_WEBHOOK_ALLOW: z.string().default(''),
+  /**
+   * Where an investigation's own `notify.webhook` may point (comma-separated): each entry an http(s)
+   * origin with an optional path, matched by origin and at a `/` of the path; none by default.
+   */
+  DOCKET_WEBHOOK_ALLOW: z.string().default('').superRefine((value, context) => {
+    for (const entry of settingList(value)) {
+      const problem = webhookAllowEntryProblem(entry);
+      if (problem) context.addIssue({ code: 'custom', message: problem });
+    }
+  }),
   /** `on` lets `runner: process` engines run local commands, unconfined (TheHive's process runner). */
   DOCKET_PROCESS_RUNNER: z.enum(['on', 'off']).default('off'),
   DOCKET_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -45,8 +70,11 @@ export const ConfigSchema = z.object({
   DOCKET_SCHEDULES_DIR: z.string().default('schedules'),
   /** Cloud accounts compliance bots act in, and their credentials' variable names (README, "Compliance events"). */
   DOCKET_ACCOUNTS_FILE: z.string().default('accounts.yaml'),
-  /** The Docker network containers of `network: egress` engines join (a user-defined one to confine them). */
-  DOCKET_EGRESS_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a Docker network name').default('bridge'),
+  /**
+   * The Docker network `network: egress` engines join: Docket creates it, and keeps it off the Docker host,
+   * unless a network of that name exists that Docket did not create (docs/engines.md, "The egress network").
+   */
+  DOCKET_EGRESS_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a Docker network name').default('docket-egress'),
   /** Slack (README, "Slack"): the bot token, and the signing secret (HTTP mode) or app token (Socket Mode). */
   SLACK_BOT_TOKEN: z.string().optional(),
   SLACK_SIGNING_SECRET: z.string().optional(),

@@ -2,8 +2,9 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import type { BlobStore } from '../activities/blob-store';
+import type { NotifyLimits } from '../core/notify-targets';
 import type { EngineRegistry } from '../activities/engine-registry';
 import { DocketMetrics } from '../activities/metrics';
 import { DocketSchedules } from '../activities/schedules';
@@ -20,6 +21,7 @@ import { menagerieRoutes } from './menagerie';
 import { metricsPlugin } from './metrics';
 import { openapi } from './openapi';
 import { scheduleRoutes } from './schedules';
+import { allowedHosts, siteGuard } from './site-guard';
 import { type SlackPluginOptions, slackPlugin } from './slack/app';
 import { v1InvestigationRoutes } from './v1-investigations';
 
@@ -33,7 +35,12 @@ export interface GatewayDeps {
   taskQueue: string;
   /** What callers without a key may do (`anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST)`). */
   anonymous: AnonymousPolicy;
-  /** Requests a minute per key, or per address for callers without one; 0 turns the limit off. */
+  /** Host names answered besides IP addresses (`allowedHosts(config.DOCKET_ALLOWED_HOSTS, config.DOCKET_HOST)`); `localhost` when absent. */
+  allowedHosts?: readonly string[];
+  /**
+   * Requests a minute per key, or per address for callers without one; also the refused keys an
+   * address may send a minute before its keyed requests get 429. 0 turns both off.
+   */
   rateLimit: number;
   /** Where audit lines go; stdout unless given. */
   audit?: AuditSink;
@@ -50,7 +57,11 @@ export interface GatewayDeps {
   compliance?: Pick<ComplianceRouteDeps, 'accounts' | 'log'>;
   /** How long each `/readyz` check may take. */
   readyTimeoutMs?: number;
+  /** Where a request's own `notify` may point (DOCKET_WEBHOOK_ALLOW, DOCKET_SLACK_CHANNELS); nowhere when absent. */
+  notify?: NotifyLimits;
   logger?: boolean | { level: string };
+  /** Told of every route as it is added (fastify's onRoute), before any is: a test walks them all. */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 /** The HTTP gateway; it talks to Temporal only through the client. */
@@ -62,10 +73,13 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     clientErrorHandler,
     frameworkErrors,
   });
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   await app.register(errorHandling);
   await app.register(audit, { sink: deps.audit ?? stdoutAudit });
+  // Before auth, so a page's request is refused before the caller's key (or anonymous role) counts.
+  await app.register(siteGuard, { allowedHosts: deps.allowedHosts ?? allowedHosts('', '127.0.0.1') });
   // Auth's onRequest hook is added before any route's own hooks (rate limit), so they see the caller.
-  await app.register(auth, { keys: deps.keys, anonymous: deps.anonymous });
+  await app.register(auth, { keys: deps.keys, anonymous: deps.anonymous, refusedKeysPerMinute: deps.rateLimit });
   if (deps.rateLimit > 0) {
     await app.register(rateLimit, {
       global: true,
@@ -89,9 +103,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   await app.register(v1InvestigationRoutes, {
     investigations,
     blobs: deps.blobs,
+    registry: deps.registry,
     maxFileBytes: Math.max(0, ...deps.registry.list().map((engine) => engine.manifest.sizelimit)),
     temporalUiUrl: deps.temporalUiUrl ?? 'http://localhost:8233',
     namespace: deps.namespace ?? 'default',
+    notify: deps.notify ?? { webhookAllow: [], slackChannels: [] },
   });
   await app.register(scheduleRoutes, { schedules: new DocketSchedules(deps.client, deps.queuePrefix ?? '') });
   await app.register(complianceRoutes, { ...deps.compliance, client: deps.client, taskQueue: deps.taskQueue, registry: deps.registry });
