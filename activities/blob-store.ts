@@ -35,6 +35,9 @@ export interface PutResult {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+/** Samples and reports are for Docket's user alone, whatever the process umask. */
+const PRIVATE_DIR = 0o700;
+const PRIVATE_FILE = 0o600;
 
 /**
  * A content-addressed store on the local filesystem: `<root>/sha256/ab/abcdef…`. Writes go to a
@@ -49,8 +52,8 @@ export class BlobStore {
   }
 
   async init(): Promise<this> {
-    await mkdir(this.tmpDir, { recursive: true });
-    await mkdir(join(this.root, 'sha256'), { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true, mode: PRIVATE_DIR });
+    await mkdir(join(this.root, 'sha256'), { recursive: true, mode: PRIVATE_DIR });
     return this;
   }
 
@@ -98,13 +101,13 @@ export class BlobStore {
       },
     });
     try {
-      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE }));
       const sha256 = hash.digest('hex');
       if (options.expectSha256 && options.expectSha256.toLowerCase() !== sha256) {
         throw new ChecksumMismatchError(options.expectSha256, sha256);
       }
       const target = this.pathOf(sha256);
-      await mkdir(join(this.root, 'sha256', sha256.slice(0, 2)), { recursive: true });
+      await mkdir(join(this.root, 'sha256', sha256.slice(0, 2)), { recursive: true, mode: PRIVATE_DIR });
       await rename(tmp, target);
       return { sha256, size, truncated };
     } catch (error) {

@@ -27,9 +27,10 @@ export class ResultCache {
   }
 
   async put(key: string, report: EngineReport): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    // Reports can quote the samples they describe: Docket's user alone may read them.
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.path(key)}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify({ storedAt: Date.now(), report }));
+    await writeFile(tmp, JSON.stringify({ storedAt: Date.now(), report }), { mode: 0o600 });
     await rename(tmp, this.path(key));
   }
 

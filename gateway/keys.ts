@@ -114,7 +114,7 @@ export class KeyStore {
   }
 
   private async write(data: KeyFile): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true });
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
     // Write then rename, so a gateway reading concurrently sees the old file or the new one, never half.
     const temporary = `${this.file}.${process.pid}.tmp`;
     await writeFile(temporary, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });

@@ -94,6 +94,7 @@ async function main(argv: string[]): Promise<void> {
         const report = await reconcileSchedules({
           client, dir: config.DOCKET_SCHEDULES_DIR, taskQueue: `${config.DOCKET_QUEUE_PREFIX}${config.DOCKET_TASK_QUEUE}`,
           queuePrefix: config.DOCKET_QUEUE_PREFIX, log: createLogger(config.DOCKET_LOG_LEVEL), engines: registry.names(),
+          responders: registry.list().filter((engine) => engine.manifest.kind === 'responder').map((engine) => engine.manifest.name),
           webhookAllow: [config.DOCKET_WEBHOOK_URL ?? '', ...config.DOCKET_WEBHOOK_ALLOW.split(',').map((prefix) => prefix.trim())].filter(Boolean),
         });
         if (report.errors.length) process.exitCode = 1;

@@ -1,20 +1,26 @@
 /**
- * `npm start`: provisions what is missing, then runs all of Docket on this machine — a Temporal dev
- * server (SQLite under data/, Web UI on 8233) unless TEMPORAL_ADDRESS names a cluster, the main
- * worker, one engine worker per engine, and the gateway on port 8100. Ctrl-C stops everything.
+ * `npm start`: provisions what is missing, then runs all of Docket on this machine under a supervisor
+ * (scripts/lib/supervisor.ts): a Temporal dev server (SQLite under data/, Web UI on 8233) unless
+ * TEMPORAL_ADDRESS names a cluster, and each role — main worker, engine workers, gateway on port 8100 —
+ * as its own child process (scripts/run.ts), restarted when it crashes. Ctrl-C stops everything.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createLogger } from '../activities/log';
-import { ConfigError, loadConfig } from '../core/config';
-import { type DevServer, startDevServer } from './lib/temporal-dev';
-import { startSystem } from './lib/system';
+import { loadConfig } from '../core/config';
+import { PRIVATE_UMASK, secureDataDir } from './lib/data-dir';
+import { Supervisor, tsxCommand } from './lib/supervisor';
+import { devServerCommand, portIsFree, waitForTemporal } from './lib/temporal-dev';
+
+const ROLES = ['worker', 'engines', 'gateway'];
+const RUN = join(__dirname, 'run.ts');
+const TETHER = join(__dirname, 'lib', 'tether.ts');
 
 async function main(): Promise<void> {
+  process.umask(PRIVATE_UMASK);
   const config = loadConfig(process.env);
   const log = createLogger(config.DOCKET_LOG_LEVEL);
-  mkdirSync(config.DOCKET_DATA_DIR, { recursive: true });
+  await secureDataDir(config.DOCKET_DATA_DIR, (message) => log.warn(message));
 
   if (process.env.DOCKET_SKIP_PROVISION !== '1') {
     const steps = ['docker', 'base', 'engines', ...(config.TEMPORAL_ADDRESS ? [] : ['temporal'])];
@@ -22,49 +28,75 @@ async function main(): Promise<void> {
     if (provision.status !== 0) throw new Error('provisioning failed (see above); fix it and run npm start again');
   }
 
-  let temporal: DevServer | undefined;
+  // Fail now, naming the port, rather than let a child die on it over and over, or talk to a stale server.
   if (!config.TEMPORAL_ADDRESS) {
-    const dbFile = resolve(config.DOCKET_DATA_DIR, 'temporal.db');
-    log.info(`temporal: starting the dev server (${dbFile}), Web UI on ${config.temporalUiUrl}`);
-    temporal = await startDevServer({
-      port: config.DOCKET_TEMPORAL_PORT,
-      uiPort: config.DOCKET_TEMPORAL_UI_PORT,
-      dbFile,
-      logFile: resolve(config.DOCKET_DATA_DIR, 'temporal.log'),
-      namespace: config.TEMPORAL_NAMESPACE,
-    });
+    await refuseHeldPort(config.DOCKET_TEMPORAL_PORT, 'DOCKET_TEMPORAL_PORT', 'the Temporal dev server');
+    await refuseHeldPort(config.DOCKET_TEMPORAL_UI_PORT, 'DOCKET_TEMPORAL_UI_PORT', 'the Temporal Web UI');
   }
+  if (config.DOCKET_PORT !== 0) await refuseHeldPort(config.DOCKET_PORT, 'DOCKET_PORT', 'the gateway', config.DOCKET_HOST);
 
-  let system;
-  try {
-    system = await startSystem({ config, log });
-  } catch (error) {
-    await temporal?.stop();
-    throw error;
-  }
-  const url = system.url!.replace('127.0.0.1', 'localhost');
-  log.info(`docket: gateway on ${url}; engines: ${system.registry.names().join(', ')}; Temporal Web UI: ${config.temporalUiUrl}`);
-  log.info(`docket: try  curl -F upload=@README.md ${url}/fileinfo/upload   then   curl ${url}/result/<jobid>`);
+  const waiting = new Set(ROLES);
+  const supervisor = new Supervisor({
+    log,
+    onReady: (name) => {
+      if (!waiting.delete(name) || waiting.size) return;
+      const url = `http://localhost:${config.DOCKET_PORT}`;
+      log.info(`docket: running; gateway on ${url}, Temporal Web UI on ${config.temporalUiUrl}`);
+      log.info(`docket: try  curl -F upload=@README.md ${url}/fileinfo/upload   then   curl ${url}/result/<jobid>`);
+    },
+  });
+  log.info(`supervisor: launcher pid ${process.pid}`);
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (why: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    log.info(`docket: ${signal}, stopping`);
-    const force = setTimeout(() => process.exit(1), 20_000);
-    await system.stop().catch((error) => log.error(`docket: ${(error as Error).message}`));
-    await temporal?.stop();
-    clearTimeout(force);
+    log.info(`docket: ${why}, stopping`);
+    await supervisor.stop();
     log.info('docket: stopped');
-    process.exit(0);
+    process.exit(exitCode);
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGHUP', () => void system.reload().catch((error) => log.error(`engines: reload failed: ${(error as Error).message}`)));
+  process.on('SIGINT', () => void stop('SIGINT', 0));
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  process.on('SIGHUP', () => supervisor.reload());
+
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (!config.TEMPORAL_ADDRESS) {
+    const logFile = resolve(config.DOCKET_DATA_DIR, 'temporal.log');
+    const server = devServerCommand({
+      port: config.DOCKET_TEMPORAL_PORT,
+      uiPort: config.DOCKET_TEMPORAL_UI_PORT,
+      dbFile: resolve(config.DOCKET_DATA_DIR, 'temporal.db'),
+      namespace: config.TEMPORAL_NAMESPACE,
+    });
+    log.info(`temporal: starting the dev server (${resolve(config.DOCKET_DATA_DIR, 'temporal.db')}), Web UI on ${config.temporalUiUrl}`);
+    supervisor.add({ name: 'temporal', ...tsxCommand(TETHER, [server.command, ...server.args]), logFile, tier: 0 });
+    try {
+      await waitForTemporal(config.temporalAddress, () => {
+        const status = supervisor.status('temporal');
+        return status.exits ? `ended with ${status.lastExit} before it answered; see ${logFile}` : undefined;
+      });
+    } catch (error) {
+      await stop(`the Temporal dev server did not start: ${(error as Error).message}`, 1);
+      return;
+    }
+    env.TEMPORAL_ADDRESS = config.temporalAddress;
+  }
+  for (const role of ROLES) {
+    supervisor.add({ name: role, ...tsxCommand(RUN, [role]), env, reload: true });
+  }
+}
+
+async function refuseHeldPort(port: number, setting: string, what: string, host = '127.0.0.1'): Promise<void> {
+  if (await portIsFree(port, host)) return;
+  const cluster = setting === 'DOCKET_TEMPORAL_PORT' ? `, or set TEMPORAL_ADDRESS=127.0.0.1:${port} to use that server as your Temporal cluster` : '';
+  throw new Error(
+    `port ${port} on ${host} (${setting}, for ${what}) is already in use: by a Temporal dev server an earlier Docket left running, or by another program. `
+    + `Find the process holding it with  ss -ltnp 'sport = :${port}'  and stop it, or set ${setting} to a free port${cluster}.`,
+  );
 }
 
 main().catch((error) => {
-  const message = error instanceof ConfigError ? error.message : (error as Error).message;
-  console.error(`docket: ${message}`);
+  console.error(`docket: ${(error as Error).message}`);
   process.exit(1);
 });

@@ -14,11 +14,13 @@ import { DocketMetrics } from '../../activities/metrics';
 import { reconcileSchedules } from '../../activities/schedules';
 import { createSlackNotifier } from '../../activities/slack-notifier';
 import type { Config } from '../../core/config';
+import { settingList } from '../../core/notify-targets';
 import type { AuditSink } from '../../gateway/audit';
 import { anonymousPolicy } from '../../gateway/auth';
 import { loadComplianceAccounts } from '../../gateway/compliance';
 import { KeyStore } from '../../gateway/keys';
 import { buildGateway } from '../../gateway/server';
+import { allowedHosts } from '../../gateway/site-guard';
 import { slackLinks, slackSetup } from '../../gateway/slack/settings';
 import { EngineWorkers } from '../../workers/engine-workers';
 import { createMainWorker } from '../../workers/main-worker';
@@ -96,7 +98,10 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         policyFile: config.DOCKET_POLICY_FILE,
         // The worker only posts to Slack, so the bot token is all it needs.
         ...(config.SLACK_BOT_TOKEN
-          ? createSlackNotifier({ botToken: config.SLACK_BOT_TOKEN, apiUrl: config.DOCKET_SLACK_API_URL, blobs, links: slackLinks(config), log })
+          ? createSlackNotifier({
+            botToken: config.SLACK_BOT_TOKEN, apiUrl: config.DOCKET_SLACK_API_URL, blobs, links: slackLinks(config), log,
+            channels: settingList(config.DOCKET_SLACK_CHANNELS),
+          })
           : {}),
         blobs,
         webhook: {
@@ -111,6 +116,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       // Schedules start workflows on this worker's queue, so the process running it keeps them in step with the files.
       reconcile = () => reconcileSchedules({
         client, dir: config.DOCKET_SCHEDULES_DIR, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX, log, engines: registry.names(),
+        responders: registry.list().filter((engine) => engine.manifest.kind === 'responder').map((engine) => engine.manifest.name),
         webhookAllow: [config.DOCKET_WEBHOOK_URL ?? '', ...config.DOCKET_WEBHOOK_ALLOW.split(',').map((prefix) => prefix.trim())].filter(Boolean),
       }).then(() => undefined, (error) => log.warn(`schedules: not reconciled: ${(error as Error).message}`));
       await reconcile();
@@ -118,7 +124,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     if (runEngines) {
       engineWorkers = new EngineWorkers({
         connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
-        registry, runner: new DockerRunner(docker, blobs, config.DOCKET_EGRESS_NETWORK), blobs, log, env, only: config.engineFilter,
+        registry, runner: new DockerRunner(docker, blobs, { egressNetwork: config.DOCKET_EGRESS_NETWORK, log }), blobs, log, env, only: config.engineFilter,
         cache: new ResultCache(join(config.DOCKET_DATA_DIR, 'cache')), metrics,
         processRunner: new ProcessRunner(blobs, config.DOCKET_PROCESS_RUNNER === 'on'),
       });
@@ -143,6 +149,12 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       temporalUiUrl: config.temporalUiUrl, namespace: config.TEMPORAL_NAMESPACE,
       keys: new KeyStore(join(config.DOCKET_DATA_DIR, 'keys.json')),
       anonymous: anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST),
+      allowedHosts: allowedHosts(config.DOCKET_ALLOWED_HOSTS, config.DOCKET_HOST),
+      notify: {
+        webhookUrl: config.DOCKET_WEBHOOK_URL,
+        webhookAllow: settingList(config.DOCKET_WEBHOOK_ALLOW),
+        slackChannels: settingList(config.DOCKET_SLACK_CHANNELS),
+      },
       rateLimit: config.DOCKET_RATE_LIMIT,
       audit: options.audit,
       queuePrefix: config.DOCKET_QUEUE_PREFIX,

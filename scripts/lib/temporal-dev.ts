@@ -29,6 +29,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on `host:port` yet: binding there is the one test that matches what the server will do. */
+export async function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE' || error.code === 'EACCES') resolve(false);
+      else reject(error);
+    });
+    server.listen({ port, host }, () => server.close(() => resolve(true)));
+  });
+}
+
 export interface DevServerOptions {
   port: number;
   uiPort?: number;
@@ -44,12 +57,8 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-/**
- * Starts `temporal server start-dev` with Updates enabled and Docket's search attributes registered,
- * and waits until it answers (the SDK's own helper allows only a few seconds).
- */
-export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
-  const cli = findTemporalCli();
+/** The `temporal` command line of a dev server with Updates enabled and Docket's search attributes registered. */
+export function devServerCommand(options: DevServerOptions): { command: string; args: string[] } {
   const args = [
     'server', 'start-dev',
     '--ip', '127.0.0.1',
@@ -64,26 +73,48 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
-  const out = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
-  const child = spawn(cli, args, { stdio: ['ignore', out, out], detached: false });
+  return { command: findTemporalCli(), args };
+}
+
+/**
+ * Waits until the server at `address` answers, for up to `limitMs` (the SDK's own helper allows only
+ * a few seconds); `exited` says why to stop waiting early, when the server process is already gone.
+ */
+export async function waitForTemporal(address: string, exited: () => string | undefined, limitMs = 60_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const gone = exited();
+    if (gone) throw new Error(`the Temporal dev server ${gone}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.workflowService.getSystemInfo({});
+      } finally {
+        await connection.close();
+      }
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`the Temporal dev server did not answer on ${address} within ${limitMs / 1000}s: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/** Starts a dev server as a plain child of this process (the tests' shared server) and waits until it answers. */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const { command, args } = devServerCommand(options);
+  const out = options.logFile ? openSync(options.logFile, 'a', 0o600) : 'ignore';
+  const child = spawn(command, args, { stdio: ['ignore', out, out], detached: false });
   const address = `127.0.0.1:${options.port}`;
   let exited: string | undefined;
   child.on('exit', (code, signal) => { exited = `exited with ${signal ?? code}`; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error(`the Temporal dev server ${exited}${options.logFile ? `; see ${options.logFile}` : ''}`);
-    try {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
-      await connection.workflowService.getSystemInfo({});
-      await connection.close();
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`the Temporal dev server did not answer on ${address} within 60s: ${(error as Error).message}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+  // A CLI that cannot be started (missing, not executable) is this start's error, not the process's end.
+  child.on('error', (error) => { exited = `could not be started (${error.message})`; });
+  try {
+    await waitForTemporal(address, () => exited && `${exited}${options.logFile ? `; see ${options.logFile}` : ''}`);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
   }
   return {
     address,

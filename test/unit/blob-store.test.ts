@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobTooLargeError, ChecksumMismatchError } from '../../activities/blob-store';
+import { BlobStore, BlobTooLargeError, ChecksumMismatchError } from '../../activities/blob-store';
 import { tempBlobStore } from '../helpers/engines';
 
 const chunks = (count: number, size: number) => Readable.from((function* () {
@@ -35,6 +36,22 @@ describe('blob store', () => {
     const blobs = await tempBlobStore();
     await expect(blobs.putBuffer('abc', { expectSha256: 'f'.repeat(64) })).rejects.toBeInstanceOf(ChecksumMismatchError);
     expect(readdirSync(join(blobs.root, 'tmp'))).toEqual([]);
+  });
+
+  it('keeps blobs private to its user, folders 0700 and files 0600, even under a umask that would share them', async () => {
+    const previous = process.umask(0);
+    try {
+      const data = join(mkdtempSync(join(tmpdir(), 'docket-private-')), 'data');
+      const blobs = await new BlobStore(join(data, 'blobs')).init();
+      const put = await blobs.putBuffer('a sample nobody else on this host may read');
+      const mode = (path: string) => statSync(path).mode & 0o777;
+      for (const folder of [data, blobs.root, join(blobs.root, 'tmp'), join(blobs.root, 'sha256'), join(blobs.root, 'sha256', put.sha256.slice(0, 2))]) {
+        expect([folder, mode(folder)]).toEqual([folder, 0o700]);
+      }
+      expect(mode(blobs.pathOf(put.sha256))).toBe(0o600);
+    } finally {
+      process.umask(previous);
+    }
   });
 
   it('reads a prefix without reading the whole blob', async () => {
