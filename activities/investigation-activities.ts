@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
 import { parse as parseYaml } from 'yaml';
-import type { BlobRef, InvestigationInput, InvestigationReport, InvestigationStatus, Subject, TaskReport } from '../core/investigation';
+import type { BlobRef, InvestigationInput, InvestigationReport, InvestigationStatus, Source, Subject, TaskReport } from '../core/investigation';
+import { checkWebhook } from '../core/notify-targets';
 import { type Plan, planJobs } from '../core/plan';
-import { type Policy, validatePolicy } from '../core/policy';
+import { type Policy, type RequestedResponder, validatePolicy } from '../core/policy';
 import type { BlobStore } from './blob-store';
 import type { EngineRegistry } from './engine-registry';
 import type { Logger } from './log';
@@ -13,8 +15,15 @@ export interface NotificationTarget {
   kind: 'webhook' | 'slack';
   url?: string;
   channel?: string;
+  /** The Slack thread Docket answers in (its parent's ts). */
   thread?: string;
+  /** Docket's own Slack message for this investigation, which progress and the summary edit. */
+  message?: string;
+  /** Why nothing is sent to this target; the report records it as a failed notification. */
+  refused?: string;
 }
+
+export type SlackRequest = NonNullable<NonNullable<InvestigationInput['notify']>['slack']>;
 
 export interface InvestigationActivityDeps {
   registry: EngineRegistry;
@@ -26,8 +35,10 @@ export interface InvestigationActivityDeps {
   webhook?: { url?: string; secret?: string; allow: string[] };
   /** Posts the final report to Slack (the Slack integration plugs in here). */
   slack?: (target: NotificationTarget, report: InvestigationReport | TaskReport) => Promise<void>;
-  /** Shows live progress in Slack (edits one message per change). */
-  slackProgress?: (target: NotificationTarget, status: InvestigationStatus) => Promise<void>;
+  /** Shows live progress in Slack (edits one message per change); answers the ts of a message it had to post first. */
+  slackProgress?: (target: NotificationTarget, status: InvestigationStatus) => Promise<string | undefined>;
+  /** The Slack target a workflow's input asks for, or why it is refused (DOCKET_SLACK_CHANNELS, Docket's seal). */
+  slackTarget?: (workflowId: string, requested: SlackRequest, source: Source | undefined) => NotificationTarget;
 }
 
 export interface InvestigationPlan extends Plan {
@@ -36,6 +47,8 @@ export interface InvestigationPlan extends Plan {
 
 export interface ResponderSettings {
   engine: string;
+  /** Absent in results recorded before tasks refused responders; workflows replaying them must not see it. */
+  kind?: 'analyzer' | 'responder';
   timeoutMs: number;
   retries: number;
   queuePrefix: string;
@@ -47,7 +60,7 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
     /** Pairs one round of subjects with the engines that apply. */
     async planInvestigation(id: string, input: InvestigationInput, subjects: Subject[] = []): Promise<InvestigationPlan> {
       const engines = deps.registry.list().map((engine) => engine.manifest);
-      const plan = planJobs(subjects, input.engines, engines);
+      const plan = planJobs(subjects, input.engines, engines, input.respond);
       deps.log.job(id, `planned ${plan.jobs.length} engine job(s)${plan.errors.length ? `; ${plan.errors.join('; ')}` : ''}`);
       return { ...plan, queuePrefix: deps.queuePrefix };
     },
@@ -77,7 +90,15 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
     async engineSettings(name: string): Promise<ResponderSettings | { error: string }> {
       const manifest = deps.registry.get(name);
       if (!manifest) return { error: `engine ${name} is not declared; the engines are: ${deps.registry.names().join(', ') || 'none'}` };
-      return { engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
+      return { engine: name, kind: manifest.kind, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
+    },
+
+    /** What the responders asked for by name act on; an undeclared one (or an analyzer) has no `accepts`. */
+    async describeResponders(names: string[]): Promise<RequestedResponder[]> {
+      return names.map((name) => {
+        const manifest = deps.registry.get(name);
+        return manifest?.kind === 'responder' ? { name, accepts: [...manifest.accepts] } : { name };
+      });
     },
 
     /** Keeps a report too large for workflow history in the blob store (claim check). */
@@ -88,19 +109,38 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
     },
 
     /** Live progress of a running investigation, for targets that show it (a Slack thread). */
-    async progress(target: NotificationTarget, status: InvestigationStatus): Promise<void> {
-      if (target.kind === 'slack' && deps.slackProgress) await deps.slackProgress(target, status);
+    /** Answers the ts of the Slack message it posted when the target had none yet: the workflow edits that one from then on. */
+    async progress(target: NotificationTarget, status: InvestigationStatus): Promise<string | undefined> {
+      if (target.kind === 'slack' && !target.refused && deps.slackProgress) return deps.slackProgress(target, status);
+      return undefined;
     },
 
-    async notificationTargets(input: Pick<InvestigationInput, 'notify'>): Promise<NotificationTarget[]> {
+    /**
+     * Where this workflow reports. The gateway has refused what an API caller may not ask for; this
+     * checks again, so a target that got past it (another entry point, an older gateway) is recorded
+     * as refused instead of being sent to.
+     */
+    async notificationTargets(input: Pick<InvestigationInput, 'notify'> & { source?: Source }): Promise<NotificationTarget[]> {
       const targets: NotificationTarget[] = [];
       if (deps.webhook?.url) targets.push({ name: 'webhook', kind: 'webhook', url: deps.webhook.url });
       const asked = input.notify?.webhook;
       if (asked && asked !== deps.webhook?.url) {
-        if (deps.webhook?.allow.some((prefix) => asked.startsWith(prefix))) targets.push({ name: `webhook ${asked}`, kind: 'webhook', url: asked });
-        else deps.log.warn(`webhook ${asked} is not allowed by DOCKET_WEBHOOK_ALLOW; not notified`);
+        const checked = checkWebhook(asked, deps.webhook?.allow ?? []);
+        if (checked.ok) {
+          targets.push({ name: `webhook ${asked}`, kind: 'webhook', url: checked.url });
+        } else {
+          deps.log.warn(`${checked.reason}; not notified`);
+          targets.push({ name: `webhook ${asked}`, kind: 'webhook', refused: checked.reason });
+        }
       }
-      if (input.notify?.slack && deps.slack) targets.push({ name: `slack ${input.notify.slack.channel}`, kind: 'slack', ...input.notify.slack });
+      const slack = input.notify?.slack;
+      if (slack) {
+        const target = deps.slackTarget
+          ? deps.slackTarget(Context.current().info.workflowExecution?.workflowId ?? '', slack, input.source)
+          : { name: `slack ${slack.channel}`, kind: 'slack' as const, refused: 'Slack is not configured on this worker: set SLACK_BOT_TOKEN' };
+        if (target.refused) deps.log.warn(`${target.refused}; not notified`);
+        targets.push(target);
+      }
       return targets;
     },
 

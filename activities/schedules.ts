@@ -12,6 +12,7 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { describeIssues } from '../core/engine-manifest';
 import { InvestigationInput, RECEIVED_MEMO, TaskInput } from '../core/investigation';
+import { checkWebhook } from '../core/notify-targets';
 import { type OverlapPolicy, type ScheduleDefinition, validateSchedule } from '../core/schedule';
 import type { Logger } from './log';
 
@@ -218,7 +219,9 @@ export interface ReconcileOptions extends ScheduleContext {
   log?: Logger;
   /** Engines this installation declares; a schedule naming another one gets a warning. */
   engines?: string[];
-  /** DOCKET_WEBHOOK_ALLOW: a schedule's webhook outside it gets a warning (the run will not send to it). */
+  /** Which of them are responders; a schedule that would run one outside `respond` gets a warning. */
+  responders?: string[];
+  /** DOCKET_WEBHOOK_ALLOW (with DOCKET_WEBHOOK_URL): a schedule's webhook none of them admits gets a warning (the run will not send to it). */
   webhookAllow?: string[];
 }
 
@@ -244,9 +247,18 @@ function warningsFor(loaded: LoadedSchedule, options: ReconcileOptions): string[
   const field = schedule.action.run ? 'action.run.engine' : 'action.investigate.engines';
   for (const engine of named) {
     if (options.engines && !options.engines.includes(engine)) warnings.push(`${file}: ${field}: no engine ${engine} is declared here; its runs will fail until one is`);
+    if (options.responders?.includes(engine)) {
+      warnings.push(`${file}: ${field}: ${engine} is a responder, which never runs as ${schedule.action.run ? 'a task' : 'an analysis'}: `
+        + `name it in action.investigate.respond, where each run waits for approval unless the policy says approval: none`);
+    }
+  }
+  for (const engine of schedule.action.investigate?.respond ?? []) {
+    if (options.responders && !options.responders.includes(engine)) {
+      warnings.push(`${file}: action.investigate.respond: ${engine} is not a responder declared here; its runs will report it and do nothing with it`);
+    }
   }
   schedule.notify.forEach((target, index) => {
-    if (target.webhook && options.webhookAllow && !options.webhookAllow.some((prefix) => target.webhook!.startsWith(prefix))) {
+    if (target.webhook && options.webhookAllow && !checkWebhook(target.webhook, options.webhookAllow).ok) {
       warnings.push(`${file}: notify[${index}].webhook: not allowed by DOCKET_WEBHOOK_ALLOW, so runs will not send to it`);
     }
   });

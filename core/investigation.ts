@@ -26,6 +26,13 @@ export const InvestigationInput = z.object({
   text: z.string().max(1_000_000).optional(),
   /** Engines to run; when absent, every analyzer that accepts the observable's type. */
   engines: z.array(z.string()).max(100).optional(),
+  /**
+   * Responders asked for by name, beside the ones the policy selects: each acts on the given
+   * observables it accepts, once a person approves (unless every policy rule naming it says
+   * `approval: none`). Entry points take it only from callers with the respond role. With `engines`
+   * an empty list, nothing is analyzed first.
+   */
+  respond: z.array(z.string().min(1).max(100)).max(20).optional(),
   tlp: z.number().int().min(0).max(4).default(2),
   pap: z.number().int().min(0).max(3).default(2),
   source: Source.default('http'),
@@ -35,10 +42,21 @@ export const InvestigationInput = z.object({
   args: z.array(z.string().max(4096)).max(64).optional(),
   /** Drop private and reserved addresses found in text. */
   dropPrivate: z.boolean().default(false),
-  /** Where to report besides the console: a webhook URL (must be allowed by DOCKET_WEBHOOK_ALLOW) and a Slack thread. */
+  /**
+   * Where to report besides the console: a webhook URL under DOCKET_WEBHOOK_ALLOW, and a Slack channel
+   * of DOCKET_SLACK_CHANNELS (in `thread`, when given), where Docket posts its own message and edits
+   * only that (core/notify-targets.ts).
+   */
   notify: z.object({
     webhook: z.string().url().optional(),
-    slack: z.object({ channel: z.string(), thread: z.string().optional() }).optional(),
+    slack: z.object({
+      channel: z.string().min(1).max(100),
+      thread: z.string().regex(/^\d{1,12}\.\d{1,9}$/, 'a Slack message ts such as 1718000000.000100').optional(),
+      /** Set by Docket's Slack entry point only: the message it posted for this request, which the workflow edits. */
+      message: z.string().max(40).optional(),
+      /** Binds `message` to this workflow and channel (activities/slack-notifier.ts); the API refuses both. */
+      seal: z.string().max(100).optional(),
+    }).optional(),
   }).optional(),
   /** Who asked, for the audit trail and the report. */
   requester: z.string().max(200).optional(),

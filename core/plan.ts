@@ -26,11 +26,19 @@ function subjectType(subject: Subject): string {
   return subject.kind === 'file' ? 'file' : subject.observable.type;
 }
 
+/** Where a responder named among the analyses is sent instead; the same words everywhere. */
+export function responderNotAnalysis(name: string): string {
+  return `engine ${name} is a responder, so it never runs as an analysis: ask for it in "respond" `
+    + '(that needs the respond role, and it waits for approval unless the policy says approval: none)';
+}
+
 /**
- * Pairs subjects with engines: the requested engines, or by default every analyzer that accepts the
- * subject's type. Responders run only when named (or selected by the response policy).
+ * Pairs subjects with engines: the requested analyzers, or by default every analyzer that accepts
+ * the subject's type. A responder is never planned here, even when named: responders act only as
+ * responses (the policy's, or those asked for in `respond`), which carry their approval. An empty
+ * engine list beside responders asked for means nothing is analyzed first.
  */
-export function planJobs(subjects: Subject[], requested: string[] | undefined, engines: EngineManifest[]): Plan {
+export function planJobs(subjects: Subject[], requested: string[] | undefined, engines: EngineManifest[], respond: string[] = []): Plan {
   const byName = new Map(engines.map((engine) => [engine.name, engine]));
   const errors: string[] = [];
   let candidates: EngineManifest[];
@@ -38,9 +46,12 @@ export function planJobs(subjects: Subject[], requested: string[] | undefined, e
     candidates = [];
     for (const name of new Set(requested)) {
       const engine = byName.get(name);
-      if (engine) candidates.push(engine);
-      else errors.push(`engine ${name} is not declared; the engines are: ${[...byName.keys()].sort().join(', ') || 'none'}`);
+      if (!engine) errors.push(`engine ${name} is not declared; the engines are: ${[...byName.keys()].sort().join(', ') || 'none'}`);
+      else if (engine.kind === 'responder') errors.push(responderNotAnalysis(name));
+      else candidates.push(engine);
     }
+  } else if (requested && respond.length) {
+    candidates = [];
   } else {
     candidates = engines.filter((engine) => engine.kind === 'analyzer');
   }
@@ -57,4 +68,33 @@ export function planJobs(subjects: Subject[], requested: string[] | undefined, e
   }
   if (!subjects.length) errors.push('nothing to analyze: give observables, files or text');
   return { jobs, errors };
+}
+
+export type EngineRequest =
+  | { ok: true; engines?: string[]; respond: string[] }
+  | { ok: false; error: string };
+
+/**
+ * What a caller asked to run, sorted by kind before anything starts: responders named in `engines`
+ * move to `respond` (so the entry point can check the respond role and the workflow can make them
+ * responses), and every name in `respond` must be a declared responder. When `engines` named only
+ * responders, it becomes an empty list: the caller asked for no analysis.
+ */
+export function splitEngineRequest(engines: string[] | undefined, respond: string[] | undefined, manifests: EngineManifest[]): EngineRequest {
+  const byName = new Map(manifests.map((manifest) => [manifest.name, manifest]));
+  const responders = () => manifests.filter((manifest) => manifest.kind === 'responder').map((manifest) => manifest.name).sort().join(', ') || 'none';
+  const asked = new Set<string>();
+  for (const name of respond ?? []) {
+    const manifest = byName.get(name);
+    if (!manifest) return { ok: false, error: `respond: no responder ${name} is declared; the responders are: ${responders()}` };
+    if (manifest.kind !== 'responder') return { ok: false, error: `respond: ${name} is an analyzer, not a responder: name it in engines; the responders are: ${responders()}` };
+    asked.add(name);
+  }
+  if (engines === undefined) return { ok: true, respond: [...asked] };
+  const analyses: string[] = [];
+  for (const name of engines) {
+    if (byName.get(name)?.kind === 'responder') asked.add(name);
+    else analyses.push(name);
+  }
+  return { ok: true, engines: analyses, respond: [...asked] };
 }

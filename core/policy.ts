@@ -75,7 +75,7 @@ export function evaluatePolicy(policy: Policy, facts: PolicyFacts[]): PlannedRes
     for (const rule of policy.rules) {
       if (!matches(rule, fact)) continue;
       for (const responder of rule.respond) {
-        const key = `${responder}\u0000${fact.observable.type}\u0000${fact.observable.data}`;
+        const key = responseKey(responder, fact.observable);
         const existing = planned.get(key);
         if (existing) {
           if (rule.approval === 'required') existing.approval = 'required';
@@ -86,4 +86,76 @@ export function evaluatePolicy(policy: Policy, facts: PolicyFacts[]): PlannedRes
     }
   }
   return [...planned.values()];
+}
+
+/** How long a response asked for by name waits for a decision when no rule naming its responder says. */
+export const REQUEST_EXPIRY_MS = 60 * 60 * 1000;
+
+export interface ResponseGate {
+  approval: 'required' | 'none';
+  expiryMs: number;
+  /** The rules that name the responder, which decided. */
+  rules: string[];
+}
+
+/**
+ * Whether a responder that was not selected by a rule's conditions (asked for by name, or by a
+ * compliance finding's AUTO: tag) must wait for a person. Every rule naming the responder counts,
+ * whatever its `when`: one saying `approval: required` is enough to wait, for the shortest expiry
+ * among them. `unnamed` decides for a responder no rule names: `required` for requests from people
+ * and schedules, `none` for AUTO: tags, which are the operator's standing order in Dome9's model.
+ */
+export function approvalFor(policy: Policy, responder: string, unnamed: 'required' | 'none'): ResponseGate {
+  const naming = policy.rules.filter((rule) => rule.respond.includes(responder));
+  if (!naming.length) return { approval: unnamed, expiryMs: REQUEST_EXPIRY_MS, rules: [] };
+  const requiring = naming.filter((rule) => rule.approval === 'required');
+  if (!requiring.length) return { approval: 'none', expiryMs: REQUEST_EXPIRY_MS, rules: naming.map((rule) => rule.name) };
+  return { approval: 'required', expiryMs: Math.min(...requiring.map((rule) => rule.expiry)), rules: requiring.map((rule) => rule.name) };
+}
+
+/** A responder asked for by name, as the worker's engine registry describes it. */
+export interface RequestedResponder {
+  name: string;
+  /** The observable types it acts on; absent when it is not a declared responder. */
+  accepts?: string[];
+}
+
+/**
+ * The responses asked for by name (`respond`): one per (responder, observable it accepts), each
+ * gated by `approvalFor(…, 'required')`. A pair the policy already selected keeps the policy's
+ * response, whose rule then decides. The rule of the others reads `requested by <requester>`.
+ */
+export function requestedResponses(
+  policy: Policy,
+  responders: RequestedResponder[],
+  observables: Observable[],
+  requester: string | undefined,
+  selected: PlannedResponse[],
+): { planned: PlannedResponse[]; errors: string[] } {
+  const planned: PlannedResponse[] = [];
+  const errors: string[] = [];
+  const taken = new Set(selected.map((response) => responseKey(response.responder, response.observable)));
+  for (const responder of responders) {
+    if (!responder.accepts) {
+      errors.push(`responder ${responder.name} was asked for but is not declared on the worker; nothing was done with it`);
+      continue;
+    }
+    const targets = observables.filter((observable) => responder.accepts!.includes(observable.type));
+    if (!targets.length) {
+      errors.push(`responder ${responder.name} was asked for, but it acts on ${responder.accepts.join(', ')} and no observable given is one`);
+      continue;
+    }
+    const gate = approvalFor(policy, responder.name, 'required');
+    for (const observable of targets) {
+      const key = responseKey(responder.name, observable);
+      if (taken.has(key)) continue;
+      taken.add(key);
+      planned.push({ responder: responder.name, observable, rule: `requested by ${requester ?? 'an unnamed caller'}`, approval: gate.approval, expiryMs: gate.expiryMs });
+    }
+  }
+  return { planned, errors };
+}
+
+function responseKey(responder: string, observable: Observable): string {
+  return `${responder}\u0000${observable.type}\u0000${observable.data}`;
 }

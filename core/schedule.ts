@@ -132,6 +132,8 @@ const whenObject = { when: (payload: { value: unknown }) => typeof payload.value
 export const InvestigateAction = z.strictObject({
   observables: z.array(Observable).max(1000).default([]),
   engines: z.array(engineName).min(1).max(100).optional(),
+  /** Responders asked for by name: each waits for approval unless the policy says `approval: none` for it. */
+  respond: z.array(engineName).min(1).max(20).optional(),
   text: z.string().min(1).max(1_000_000).optional(),
 }).refine((action) => action.observables.length > 0 || action.text !== undefined, {
   path: ['observables'],

@@ -8,6 +8,7 @@ import { linkFor, type MenagerieResult, menagerieFromReport, summarize } from '.
 import { formatBytes } from '../core/units';
 import { ApiError, badRequest, conflict, notFound, tooLarge } from './errors';
 import type { Investigations } from './investigations';
+import { requireRespondRole } from './responder-access';
 import { errorResponses, jsonSchema, MenagerieResultBody } from './schemas';
 import { sanitizeFilename } from './uploads';
 
@@ -34,12 +35,18 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       params: jsonSchema(z.object({ engine: z.string().describe('an engine that accepts files') })),
       response: { 200: jsonSchema(z.object({ jobid: z.string() })), ...errorResponses },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const engine = deps.registry.get(request.params.engine);
     if (!engine) {
       throw notFound(`engine ${request.params.engine} is not declared; the engines are: ${deps.registry.names().join(', ') || 'none'}`, {
         engines: deps.registry.names(),
       });
+    }
+    if (engine.kind === 'responder') {
+      // An upload would run it at once; responders act only as responses, which carry their approval.
+      requireRespondRole(request, reply, [engine.name]);
+      throw badRequest(`engine ${engine.name} is a responder, and an upload never runs one: ask for it with POST /v1/investigations `
+        + `{"observables":[…],"respond":["${engine.name}"]}, where it waits for approval unless the policy says approval: none`);
     }
     if (!engine.accepts.includes('file')) {
       throw badRequest(`engine ${engine.name} does not take files (it accepts ${engine.accepts.join(', ')}); use POST /v1/investigations with observables`);
@@ -127,7 +134,10 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     reply.header('content-length', blob.size);
     reply.header('x-docket-engine', job.engine);
     reply.header('x-docket-status', job.status);
-    return reply.send(await deps.blobs.open(blob.sha256));
+    const bytes = await deps.blobs.open(blob.sha256);
+    // Until fastify pipes it, nothing listens: a blob removed meanwhile would otherwise end the process.
+    bytes.on('error', (error) => request.log.error({ err: error, id, sha256: blob.sha256 }, 'a result blob cannot be read'));
+    return reply.send(bytes);
   });
 }
 

@@ -1,21 +1,29 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { BlobStore } from '../activities/blob-store';
+import type { EngineRegistry } from '../activities/engine-registry';
 import { BlobTooLargeError, ChecksumMismatchError } from '../activities/blob-store';
 import { describeIssues } from '../core/engine-manifest';
 import { type BlobRef, Decision, InvestigationInput } from '../core/investigation';
+import { type NotifyLimits, notifyRefusal } from '../core/notify-targets';
+import { splitEngineRequest } from '../core/plan';
 import { formatBytes } from '../core/units';
 import { ApiError, badRequest, tooLarge } from './errors';
 import type { Investigations, ListFilters } from './investigations';
+import { requireRespondRole } from './responder-access';
 import { sanitizeFilename } from './uploads';
 
 export interface V1InvestigationDeps {
   investigations: Investigations;
   blobs: BlobStore;
+  /** Tells analyzers from responders, read per request so a reload counts. */
+  registry: EngineRegistry;
   /** Largest file accepted in a multipart investigation. */
   maxFileBytes: number;
   temporalUiUrl: string;
   namespace: string;
+  /** Where a request's own `notify` may point (DOCKET_WEBHOOK_ALLOW, DOCKET_SLACK_CHANNELS). */
+  notify: NotifyLimits;
 }
 
 const ListQuery = z.object({
@@ -53,7 +61,15 @@ export async function v1InvestigationRoutes(app: FastifyInstance, deps: V1Invest
 
   app.post('/v1/investigations', { config: { role: 'analyze' } }, async (request, reply) => {
     const body = request.isMultipart() ? await readMultipart(request, deps) : request.body;
-    const input = parse(InvestigationInput, { source: 'http', ...(body as object), requester: caller(request) }, 'investigation');
+    refuseRouteFields(body);
+    const input = parse(InvestigationInput, { ...(body as object), source: 'http', requester: caller(request) }, 'investigation');
+    const notifyRefused = notifyRefusal(input.notify, deps.notify);
+    if (notifyRefused) throw badRequest(`${notifyRefused}; nothing was started`);
+    const asked = splitEngineRequest(input.engines, input.respond, deps.registry.list().map((engine) => engine.manifest));
+    if (!asked.ok) throw badRequest(asked.error);
+    requireRespondRole(request, reply, asked.respond);
+    input.engines = asked.engines;
+    input.respond = asked.respond.length ? asked.respond : undefined;
     if (!input.observables.length && !input.files.length && !input.text?.trim()) {
       throw badRequest('nothing to investigate: give observables, text or files');
     }
@@ -90,10 +106,22 @@ export async function v1InvestigationRoutes(app: FastifyInstance, deps: V1Invest
   });
 }
 
+/** Fields the route sets from how the request came and who sent it; a body may not claim them. */
+const ROUTE_FIELDS = ['source', 'requester'] as const;
+
+function refuseRouteFields(body: unknown): void {
+  if (!body || typeof body !== 'object') return;
+  for (const field of ROUTE_FIELDS) {
+    if (Object.hasOwn(body, field)) {
+      throw badRequest(`${field} is set by Docket (the route the request came by, and the caller's key), not by the request: remove it from the body`, { field });
+    }
+  }
+}
+
 /**
  * A multipart investigation: files in any `file`/`upload` field, plus optional fields `text`,
- * `observables` (JSON array), `engines` (comma-separated), `tlp`, `pap`, `force`, `sha256`
- * (hex digests the files must match, in order).
+ * `observables` (JSON array), `engines` and `respond` (comma-separated), `tlp`, `pap`, `force`,
+ * `sha256` (hex digests the files must match, in order).
  */
 async function readMultipart(request: FastifyRequest, deps: V1InvestigationDeps): Promise<Record<string, unknown>> {
   try {
@@ -106,7 +134,8 @@ async function readMultipart(request: FastifyRequest, deps: V1InvestigationDeps)
 }
 
 async function readParts(request: FastifyRequest, deps: V1InvestigationDeps): Promise<Record<string, unknown>> {
-  const fields: Record<string, string> = {};
+  // No prototype: field names are the client's, and `__proto__` or `constructor` must stay plain names.
+  const fields: Record<string, string> = Object.create(null);
   const files: BlobRef[] = [];
   const parts = request.parts({ limits: { fileSize: deps.maxFileBytes + 1, files: 20, fields: 32, parts: 64, fieldSize: 1024 * 1024, headerPairs: 200 } });
   for await (const part of parts) {
@@ -128,6 +157,7 @@ async function readParts(request: FastifyRequest, deps: V1InvestigationDeps): Pr
     }
   }
   const body: Record<string, unknown> = { files };
+  for (const field of ROUTE_FIELDS) if (Object.hasOwn(fields, field)) body[field] = fields[field];
   if (fields.text) body.text = fields.text;
   if (fields.observables) {
     try {
@@ -137,6 +167,7 @@ async function readParts(request: FastifyRequest, deps: V1InvestigationDeps): Pr
     }
   }
   if (fields.engines) body.engines = fields.engines.split(',').map((name) => name.trim()).filter(Boolean);
+  if (fields.respond) body.respond = fields.respond.split(',').map((name) => name.trim()).filter(Boolean);
   for (const key of ['tlp', 'pap', 'depth'] as const) if (fields[key]) body[key] = Number(fields[key]);
   if (fields.force) body.force = fields.force === 'true';
   return body;

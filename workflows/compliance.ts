@@ -1,14 +1,22 @@
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { InvestigationActivities } from '../activities/investigation-activities';
 import type { ComplianceFinding, RemediationAction } from '../core/compliance';
-import type { EngineReport, NotificationRecord, TaskReport } from '../core/investigation';
+import type { EngineReport, InvestigationStatus, NotificationRecord, ResponseRecord, TaskReport } from '../core/investigation';
+import { approvalFor, type Policy } from '../core/policy';
+import { approved, handleApprovals } from './approvals';
 import { runEngineJob } from './engine-job';
+import { statusQuery } from './investigation';
 import { notifyAll } from './notify';
 
 const activities = proxyActivities<InvestigationActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
 
 /** The namespace a bot's Cortex taxonomy carries its message under (the bots under engines/ write it). */
 const BOT_TAXONOMY = 'CloudBots';
+/**
+ * Executions started before bots could wait for approval read no policy; this marks the ones that
+ * do, so the histories recorded before replay unchanged.
+ */
+const BOT_APPROVALS_PATCH = 'compliance-bot-approvals';
 
 /** What the gateway starts a remediation with; the workflow ID is the finding key. */
 export interface ComplianceInput {
@@ -45,6 +53,8 @@ export interface ComplianceReport {
   startedAt: string;
   finishedAt: string;
   bots: BotResult[];
+  /** Bots that a policy rule made wait for a person, and what was decided. */
+  responses?: ResponseRecord[];
   notifications: NotificationRecord[];
 }
 
@@ -81,13 +91,23 @@ export async function compliance(input: ComplianceInput): Promise<ComplianceRepo
   const entity = { id: finding.entity.id, name: finding.entity.name, type: finding.entity.type };
   // The installation's own targets (DOCKET_WEBHOOK_URL), as CloudBots reported to one SNS topic.
   const targets = await activities.notificationTargets({});
+  const policy = patched(BOT_APPROVALS_PATCH) ? await activities.loadPolicy() : undefined;
+  const responses: ResponseRecord[] = [];
+  let waiting = false;
+  handleApprovals(responses);
+  setHandler(statusQuery, (): InvestigationStatus => ({
+    id, phase: waiting ? 'responding' : 'analyzing', jobs: [], verdicts: { bySubject: {}, overall: 'info' }, responses,
+  }));
   const bots: BotResult[] = [];
   const notified: NotificationRecord[] = [];
   for (const [index, action] of input.actions.entries()) {
     // Its own job id (container labels, webhook message id): the same bot may appear twice in one rule.
     const job = `${id}/${index + 1}-${action.bot}`;
     const botStartedAt = new Date().toISOString();
-    const result = await runBot(job, runId, action, input);
+    waiting = true;
+    const refusal = policy ? await approval(policy, action, index, input, responses) : undefined;
+    waiting = false;
+    const result = refusal ?? await runBot(job, runId, action, input);
     bots.push(result);
     const notification = (): BotNotification => ({
       id: job,
@@ -118,8 +138,31 @@ export async function compliance(input: ComplianceInput): Promise<ComplianceRepo
     startedAt,
     finishedAt: new Date().toISOString(),
     bots,
+    responses: responses.length ? responses : undefined,
     notifications: notified,
   };
+}
+
+/**
+ * An AUTO: tag is the operator's standing order, so a bot runs at once unless a policy rule names
+ * it with `approval: required`; then it waits for a person (POST /v1/investigations/<finding
+ * key>/approve) until the rule's expiry. Answers the bot's result when it must not run.
+ */
+async function approval(policy: Policy, action: RemediationAction, index: number, input: ComplianceInput, responses: ResponseRecord[]): Promise<BotResult | undefined> {
+  const gate = approvalFor(policy, action.bot, 'none');
+  if (gate.approval === 'none' || !action.known) return undefined;
+  const record: ResponseRecord = {
+    id: `r${index + 1}`,
+    responder: action.bot,
+    observable: { type: 'other', data: input.finding.entity.id },
+    rule: gate.rules.join(', '),
+    approval: { state: 'pending', expiresAt: new Date(Date.now() + gate.expiryMs).toISOString() },
+  };
+  responses.push(record);
+  if (await approved(record, gate.expiryMs)) return undefined;
+  const { state, by, reason } = record.approval;
+  const why = state === 'expired' ? `nobody approved it within ${Math.round(gate.expiryMs / 60_000)} min` : `${by ?? 'someone'} rejected it${reason ? ` (${reason})` : ''}`;
+  return { bot: action.bot, params: action.params, outcome: 'failed', message: `not run: the policy (${record.rule}) requires approval and ${why}` };
 }
 
 async function runBot(job: string, runId: string, action: RemediationAction, input: ComplianceInput): Promise<BotResult> {

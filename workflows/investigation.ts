@@ -3,7 +3,6 @@ import {
   condition,
   defineQuery,
   defineSignal,
-  defineUpdate,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -15,7 +14,6 @@ import {
 import type { InvestigationActivities, NotificationTarget } from '../activities/investigation-activities';
 import { ObservableType } from '../core/engine-manifest';
 import {
-  type Decision,
   describeSubject,
   type EngineJobState,
   type EngineReport,
@@ -33,15 +31,15 @@ import {
 } from '../core/investigation';
 import { extractObservables } from '../core/observables';
 import { type PlannedJob, subjectsOf } from '../core/plan';
-import { evaluatePolicy } from '../core/policy';
+import { evaluatePolicy, requestedResponses } from '../core/policy';
 import { aggregateVerdicts, verdictOf } from '../core/verdict';
+import { approved, handleApprovals } from './approvals';
 import { runEngineJob } from './engine-job';
 import { notifyAll } from './notify';
 
 export const statusQuery = defineQuery<InvestigationStatus>('status');
 export const reportQuery = defineQuery<InvestigationReport>('report');
-export const approveUpdate = defineUpdate<ResponseRecord[], [Decision]>('approve');
-export const rejectUpdate = defineUpdate<ResponseRecord[], [Decision]>('reject');
+export { approveUpdate, rejectUpdate } from './approvals';
 export const cancelSignal = defineSignal<[{ by: string; reason?: string }]>('cancel');
 export const addObservablesSignal = defineSignal<[Observable[]]>('addObservables');
 
@@ -80,6 +78,8 @@ export async function investigation(input: InvestigationInput): Promise<Investig
   const queued: Subject[] = [];
   // Every observable admitted, as it came (with its tags, which the policy may match on).
   const observed: Observable[] = [];
+  // The observables the requester gave (or wrote in the text): what responders asked for by name act on.
+  let given: Observable[] = [];
   let cancelled: { by: string; reason?: string } | undefined;
   const scope = new CancellationScope();
 
@@ -87,7 +87,8 @@ export async function investigation(input: InvestigationInput): Promise<Investig
   const verdicts = () => aggregateVerdicts(reports().map((report) => ({ subjectKey: subjectKey(report.subject), taxonomies: report.taxonomies })));
   const report = (): InvestigationReport => {
     const done = reports();
-    const failed = cancelled !== undefined || !done.length || done.some((r) => r.status !== 'success')
+    // A request only for responders runs no analyzer, and is not a failure for it.
+    const failed = cancelled !== undefined || (!done.length && !responses.length) || done.some((r) => r.status !== 'success')
       || responses.some((r) => r.report && r.report.status !== 'success');
     return {
       id, status: failed ? 'Fail' : 'Success', source: input.source, startedAt, finishedAt: new Date().toISOString(),
@@ -109,7 +110,11 @@ export async function investigation(input: InvestigationInput): Promise<Investig
       await condition(() => changed || finished);
       if (finished) return;
       changed = false;
-      for (const target of targets) await progressActivities.progress(target, status()).catch(() => undefined);
+      for (const target of targets) {
+        // The message the first update posted (when the request named no message of Docket's): edited from then on.
+        const posted = await progressActivities.progress(target, status()).catch(() => undefined);
+        if (posted) target.message = posted;
+      }
       await sleep(PROGRESS_EVERY_MS);
     }
   };
@@ -130,31 +135,19 @@ export async function investigation(input: InvestigationInput): Promise<Investig
     scope.cancel();
   });
   setHandler(addObservablesSignal, (added) => admit(added.map((observable) => ({ kind: 'observable', observable }))));
-  const decide = (state: 'approved' | 'rejected') => (decision: Decision) => {
-    const at = new Date().toISOString();
-    const pending = responses.filter((r) => r.approval.state === 'pending' && (!decision.responseId || r.id === decision.responseId));
-    for (const response of pending) response.approval = { ...response.approval, state, by: decision.by, at, reason: decision.reason };
+  handleApprovals(responses, () => {
     changed = true;
-    return pending;
-  };
-  const validateDecision = (decision: Decision) => {
-    const pending = responses.filter((r) => r.approval.state === 'pending');
-    if (!pending.length) throw new Error('nothing is waiting for approval in this investigation');
-    if (decision.responseId && !pending.some((r) => r.id === decision.responseId)) {
-      throw new Error(`no pending response ${decision.responseId}; pending: ${pending.map((r) => r.id).join(', ')}`);
-    }
-  };
-  setHandler(approveUpdate, decide('approved'), { validator: validateDecision });
-  setHandler(rejectUpdate, decide('rejected'), { validator: validateDecision });
+  });
 
   const targets = await activities.notificationTargets(input);
-  const live = targets.filter((target) => target.kind === 'slack');
+  const live = targets.filter((target) => target.kind === 'slack' && !target.refused);
   const progress = live.length ? CancellationScope.nonCancellable(() => showProgress(live)) : Promise.resolve();
   try {
     await scope.run(async () => {
       enter('parsing');
       const extracted = input.text ? extractObservables(input.text, { dropPrivate: input.dropPrivate }) : [];
       admit(subjectsOf({ files: input.files, observables: [...input.observables, ...extracted] }));
+      given = [...observed];
       upsertSearchAttributes({ DocketObservableTypes: [...new Set([...(input.files.length ? ['file'] : []), ...observed.map((o) => o.type)])] });
 
       enter('analyzing');
@@ -200,6 +193,12 @@ export async function investigation(input: InvestigationInput): Promise<Investig
           engines: about.filter((r) => r.taxonomies.length).map((r) => r.engine),
         };
       }));
+      // Only inputs that carry `respond` take this path, so histories recorded before it replay unchanged.
+      if (input.respond?.length) {
+        const requested = requestedResponses(policy, await activities.describeResponders(input.respond), given, input.requester, planned);
+        errors.push(...requested.errors);
+        planned.push(...requested.planned);
+      }
       await Promise.all(planned.map(async (plan, index) => {
         const record: ResponseRecord = {
           id: `r${index + 1}`, responder: plan.responder, observable: plan.observable, rule: plan.rule,
@@ -210,10 +209,9 @@ export async function investigation(input: InvestigationInput): Promise<Investig
         responses.push(record);
         changed = true;
         if (plan.approval === 'required') {
-          const decided = await condition(() => record.approval.state !== 'pending', plan.expiryMs);
-          if (!decided) record.approval = { ...record.approval, state: 'expired' };
+          const go = await approved(record, plan.expiryMs);
           changed = true;
-          if (record.approval.state !== 'approved') return;
+          if (!go) return;
         }
         const responder = await activities.responderSettings(plan.responder);
         if (!responder) {

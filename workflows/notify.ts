@@ -7,9 +7,17 @@ const notifications = proxyActivities<InvestigationActivities>({
   retry: { maximumAttempts: 5, initialInterval: '1 second', backoffCoefficient: 2 },
 });
 
-/** Sends the final report to every target; a failed notification is recorded, never fatal. */
+/**
+ * Sends the final report to every target; a failed notification is recorded, never fatal. A target
+ * the worker refused (not allowed by DOCKET_WEBHOOK_ALLOW or DOCKET_SLACK_CHANNELS) is recorded with
+ * the reason and never sent to.
+ */
 export async function notifyAll(targets: NotificationTarget[], report: () => InvestigationReport | TaskReport, into: NotificationRecord[]): Promise<void> {
   for (const target of targets) {
+    if (target.refused) {
+      into.push({ target: target.name, state: 'failed', detail: target.refused });
+      continue;
+    }
     try {
       await notifications.notify(target, report());
       into.push({ target: target.name, state: 'sent' });

@@ -20,6 +20,12 @@ export async function task(input: TaskInput): Promise<TaskReport> {
   let report: TaskReport['report'];
   if ('error' in settings) {
     errors.push(settings.error);
+  } else if (settings.kind === 'responder') {
+    // A task has no approval step, and a responder acts on the world: it runs only as an
+    // investigation's response. Settings recorded before `kind` existed replay as they ran.
+    errors.push(`engine ${input.engine} is a responder, so a task does not run it: ask for it in an investigation's "respond" `
+      + '(POST /v1/investigations; in Slack, `run` by an approver; in a schedule, action.investigate.respond), where it waits for approval '
+      + 'unless the policy says approval: none');
   } else {
     const subject = { kind: 'observable' as const, observable: { type: 'other' as const, data: input.args.join(' ') || input.engine } };
     report = await runEngineJob(id, runId, { ...settings, subject }, { tlp: 2, pap: 2, args: input.args, env: input.env, force: true }, settings.queuePrefix);

@@ -1,5 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { z } from 'zod';
+import { sealSlackMessage } from '../../activities/slack-notifier';
 import { InvestigationInput, TaskInput } from '../../core/investigation';
 import { type SlackMessage, plain } from './blocks';
 import type { Conversation } from './conversation';
@@ -39,7 +40,10 @@ export async function startOnce(
   const work = await prepare();
   if (!work) return undefined;
   const ts = await conversation.announce(announcement);
-  const notify = { slack: { channel: conversation.channel, thread: ts } };
+  // The announcement is the one message the workflow edits; the seal tells the worker it is Docket's, for this workflow.
+  const notify = {
+    slack: { channel: conversation.channel, thread: conversation.thread, message: ts, seal: sealSlackMessage(deps.settings.botToken, workflowId, conversation.channel, ts) },
+  };
   const requester = `Slack ${conversation.user}`;
   try {
     if (work.workflow === 'investigation') {

@@ -232,7 +232,7 @@ describe('Slack chatops', () => {
     expect(logged.some((line) => line.includes(`from ${EVE} in ${ELSEWHERE}`) && line.includes('refused'))).toBe(true);
     expect(await workflowExists(`slack-${eventIdOf(body)}`)).toBe(false);
 
-    // Responders act on the world without the policy's approval step, so only approvers run them from chat.
+    // Responders act on the world, so only approvers may ask for one from chat (and it then waits for approval).
     const responder = slashCommand(slack, SOC, BOB, 'run blocklist https://example.org/');
     expect((await send(responder)).status).toBe(200);
     await poll(async () => slack.responses.filter((response) => String(response.body.text).includes('only approvers may run it')), (found) => found.length > 0, 'the refusal to run a responder');

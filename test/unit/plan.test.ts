@@ -1,5 +1,5 @@
 import { EngineManifest } from '../../core/engine-manifest';
-import { planJobs, subjectsOf } from '../../core/plan';
+import { planJobs, splitEngineRequest, subjectsOf } from '../../core/plan';
 
 const engine = (name: string, accepts: string[], kind = 'analyzer') =>
   EngineManifest.parse({ name, kind, image: `docket/${name}:1.0`, accepts, protocol: 'cortex' });
@@ -24,7 +24,49 @@ describe('planning engine jobs', () => {
     expect(plan.errors[0]).toContain('no requested engine accepts ip (whois: domain/fqdn)');
   });
 
+  it('never plans a responder as an analysis, even when it is named, and says where to ask for it', () => {
+    const plan = planJobs(subjectsOf({ files: [], observables: [{ type: 'url', data: 'https://x.invalid/' }] }), ['blocklist'], engines);
+    expect(plan.jobs).toEqual([]);
+    expect(plan.errors).toEqual([expect.stringContaining('engine blocklist is a responder, so it never runs as an analysis: ask for it in "respond"')]);
+  });
+
+  it('plans the named analyzers beside a named responder, and only them', () => {
+    const plan = planJobs(subjectsOf({ files: [], observables: [{ type: 'domain', data: 'evil.example' }] }), ['whois', 'blocklist'], engines);
+    expect(plan.jobs.map((job) => job.engine)).toEqual(['whois']);
+  });
+
+  it('analyzes nothing when the engine list is empty beside responders asked for, and everything it accepts without them', () => {
+    const subjects = subjectsOf({ files: [], observables: [{ type: 'domain', data: 'evil.example' }] });
+    expect(planJobs(subjects, [], engines, ['blocklist'])).toEqual({ jobs: [], errors: [] });
+    expect(planJobs(subjects, [], engines).jobs.map((job) => job.engine)).toEqual(['whois']);
+    expect(planJobs(subjects, undefined, engines, ['blocklist']).jobs.map((job) => job.engine)).toEqual(['whois']);
+  });
+
   it('says there is nothing to analyze', () => {
     expect(planJobs([], undefined, engines).errors).toEqual(['nothing to analyze: give observables, files or text']);
+  });
+});
+
+describe('sorting what a caller asked to run', () => {
+  it('moves responders named among the engines to respond, leaving an empty engine list when only responders were named', () => {
+    expect(splitEngineRequest(['blocklist'], undefined, engines)).toEqual({ ok: true, engines: [], respond: ['blocklist'] });
+    expect(splitEngineRequest(['whois', 'blocklist'], ['blocklist'], engines)).toEqual({ ok: true, engines: ['whois'], respond: ['blocklist'] });
+  });
+
+  it('leaves a request without responders as it was', () => {
+    expect(splitEngineRequest(undefined, undefined, engines)).toEqual({ ok: true, respond: [] });
+    expect(splitEngineRequest(['whois', 'nosuch'], [], engines)).toEqual({ ok: true, engines: ['whois', 'nosuch'], respond: [] });
+  });
+
+  it('refuses an unknown responder or an analyzer in respond, naming the responders', () => {
+    expect(splitEngineRequest(undefined, ['blocklst'], engines)).toEqual({ ok: false, error: 'respond: no responder blocklst is declared; the responders are: blocklist' });
+    expect(splitEngineRequest(undefined, ['whois'], engines)).toEqual({
+      ok: false, error: 'respond: whois is an analyzer, not a responder: name it in engines; the responders are: blocklist',
+    });
+  });
+
+  it('does not take inherited property names for engines', () => {
+    expect(splitEngineRequest(undefined, ['constructor'], engines).ok).toBe(false);
+    expect(splitEngineRequest(['__proto__', 'toString'], undefined, engines)).toEqual({ ok: true, engines: ['__proto__', 'toString'], respond: [] });
   });
 });
