@@ -1,5 +1,7 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { WebClient } from '@slack/web-api';
 import type { InvestigationReport, InvestigationStatus, TaskReport } from '../core/investigation';
+import { checkUnsealedSlackChannel } from '../core/notify-targets';
 import { type Links, type SlackMessage, progressMessage, summaryMessage, taskMessage } from '../gateway/slack/blocks';
 import type { BlobStore } from './blob-store';
 import type { InvestigationActivityDeps, NotificationTarget } from './investigation-activities';
@@ -12,6 +14,8 @@ export interface SlackNotifierOptions {
   blobs: BlobStore;
   links: Links;
   log: Logger;
+  /** DOCKET_SLACK_CHANNELS: the only channels a request made outside Slack may have Docket post to. */
+  channels: readonly string[];
 }
 
 /** Bytes of a task's output shown in Slack; the console shows the rest. */
@@ -30,42 +34,81 @@ export function slackWebClient(botToken: string, apiUrl?: string): WebClient {
 }
 
 /**
- * The main worker's Slack notifier: it edits the one message the gateway posted for an investigation
- * (`notify.slack.thread` is that message's ts) as engine jobs change state, and turns it into the
- * summary at the end.
+ * Binds the message Docket's Slack entry point posted for a request to the workflow it starts and
+ * the channel it is in. The worker edits a message named in a workflow's input only when this seal
+ * holds, so no caller can hand Docket a message (a verdict, an approval prompt of another
+ * investigation) to rewrite. Keyed with the bot token, which the gateway and the worker both hold
+ * and no caller does.
  */
-export function createSlackNotifier(options: SlackNotifierOptions): Required<Pick<InvestigationActivityDeps, 'slack' | 'slackProgress'>> {
+export function sealSlackMessage(botToken: string, workflowId: string, channel: string, ts: string): string {
+  return createHmac('sha256', botToken).update(JSON.stringify(['docket-slack-message', workflowId, channel, ts])).digest('base64url');
+}
+
+function sealHolds(botToken: string, workflowId: string, channel: string, ts: string, seal: string): boolean {
+  const expected = Buffer.from(sealSlackMessage(botToken, workflowId, channel, ts));
+  const given = Buffer.from(seal);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * The main worker's Slack side. Docket edits only its own message for an investigation: the one its
+ * Slack entry point posted for the request (sealed), or the one the first progress update posts in
+ * the channel or thread a request named. It never edits a message whose ts came from a caller.
+ */
+export function createSlackNotifier(options: SlackNotifierOptions): Required<Pick<InvestigationActivityDeps, 'slack' | 'slackProgress' | 'slackTarget'>> {
   const client = slackWebClient(options.botToken, options.apiUrl);
 
-  const edit = async (target: NotificationTarget, message: SlackMessage) => {
-    await client.chat.update({ channel: target.channel!, ts: target.thread!, text: message.text, blocks: message.blocks });
+  const edit = async (channel: string, ts: string, message: SlackMessage) => {
+    await client.chat.update({ channel, ts, text: message.text, blocks: message.blocks });
+  };
+  const post = async (target: NotificationTarget, message: SlackMessage): Promise<string | undefined> => {
+    const posted = await client.chat.postMessage({ channel: target.channel!, thread_ts: target.thread, text: message.text, blocks: message.blocks });
+    return posted.ts;
   };
 
   return {
+    slackTarget(workflowId, requested, source) {
+      const base = { name: `slack ${requested.channel}`, kind: 'slack' as const, channel: requested.channel };
+      if (requested.message !== undefined || requested.seal !== undefined) {
+        const { message, seal } = requested;
+        if (!message || !seal || !sealHolds(options.botToken, workflowId, requested.channel, message, seal)) {
+          return { ...base, refused: `the Slack message ${message ?? '(none)'} in ${requested.channel} was not posted by Docket for ${workflowId}, so Docket neither edits it nor posts there` };
+        }
+        return { ...base, thread: requested.thread, message };
+      }
+      const allowed = checkUnsealedSlackChannel(requested.channel, source, options.channels);
+      if (!allowed.ok) return { ...base, refused: allowed.reason };
+      return { ...base, thread: requested.thread };
+    },
+
     async slackProgress(target, status: InvestigationStatus) {
-      // Without a message of its own there is nothing to edit, and a new message per change would flood the channel.
-      if (!target.channel || !target.thread) return;
+      if (target.refused || !target.channel) return undefined;
+      const message = progressMessage(status, options.links);
+      // One message of its own, posted once and edited after: a new message per change would flood the channel.
+      if (!target.message) return post(target, message);
       try {
-        await edit(target, progressMessage(status, options.links));
+        await edit(target.channel, target.message, message);
       } catch (error) {
         if (!NOT_EDITABLE.has(slackError(error))) throw error;
-        options.log.debug(`slack: cannot edit ${target.channel}/${target.thread} (${slackError(error)}); progress is not shown there`);
+        options.log.debug(`slack: cannot edit ${target.channel}/${target.message} (${slackError(error)}); progress is not shown there`);
       }
+      return undefined;
     },
 
     async slack(target, report: InvestigationReport | TaskReport) {
+      if (target.refused) throw new Error(target.refused);
       if (!target.channel) throw new Error('the Slack target names no channel');
       const message = 'engine' in report ? taskMessage(report, await readTaskOutput(options.blobs, report), options.links) : summaryMessage(report, options.links);
-      if (target.thread) {
+      if (target.message) {
         try {
-          await edit(target, message);
+          await edit(target.channel, target.message, message);
           return;
         } catch (error) {
           if (!NOT_EDITABLE.has(slackError(error))) throw error;
         }
       }
-      // A thread someone else started (an API caller's `notify.slack`): answer in it instead.
-      await client.chat.postMessage({ channel: target.channel, thread_ts: target.thread, text: message.text, blocks: message.blocks });
+      // No message of its own yet (no progress was shown), or it is gone: the report gets a new one.
+      await post(target, message);
     },
   };
 }

@@ -15,6 +15,7 @@ export interface MainWorkerOptions {
   webhook?: InvestigationActivityDeps['webhook'];
   slack?: InvestigationActivityDeps['slack'];
   slackProgress?: InvestigationActivityDeps['slackProgress'];
+  slackTarget?: InvestigationActivityDeps['slackTarget'];
   /** A prebuilt workflow bundle (tests build it once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
 }
