@@ -5,7 +5,9 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import type { BlobStore, PutResult } from './blob-store';
+import { DEFAULT_EGRESS_NETWORK, type EgressNetwork, ensureEgressNetwork } from './egress-network';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError, isTransientDockerError } from './errors';
+import { type Logger, silentLogger } from './log';
 
 /** A file or folder placed in the job volume before the engine starts (paths relative to the mount). */
 export interface InputEntry {
@@ -78,20 +80,75 @@ export interface ContainerRun {
   outputs: OutputFile[];
   /** Some output was cut at `limits.output`. */
   truncated: boolean;
+  /** The job folder ran out of space (or inodes): the engine tried to write past its output limit. */
+  jobFolderFull: boolean;
   durationMs: number;
 }
 
 /** The user engines run as when their manifest names none: `nobody`. */
 export const DEFAULT_ENGINE_USER = '65534:65534';
 export const OWNER_LABEL = 'docket.owner';
+/**
+ * A holder container (it keeps a job volume mounted) carries its job and engine under labels of its
+ * own, so that whatever counts a job's or an engine's containers by `docket.job`/`docket.engine`
+ * still counts engine containers only; the reaper looks for both.
+ */
+export const HOLDER_LABEL = 'docket.holder';
+export const HOLDER_ENGINE_LABEL = 'docket.holder.engine';
+export const HOLDER_IMAGE = 'docket/base:bookworm';
 const HEARTBEAT_MS = 5_000;
+const PAGE = 4096;
+/**
+ * Room in the job volume beyond the input and the output limit: tmpfs counts whole pages, so a
+ * few hundred small output files take more than their bytes. Past it the engine gets ENOSPC.
+ */
+export const JOB_VOLUME_MARGIN = 1024 * 1024;
+/** Inodes beyond the input's and one per page of output: bounds empty files, which take no pages. */
+const SPARE_INODES = 1024;
 
 /** This process's identity on the Docker host, so the reaper can tell live owners from dead ones. */
 export const OWNER_ID = `${hostname()}:${process.pid}`;
 
+export interface DockerRunnerOptions {
+  /** The Docker network `network: egress` containers join (DOCKET_EGRESS_NETWORK). */
+  egressNetwork?: string;
+  /** Where the egress network's confinement (or the lack of it) is reported. */
+  log?: Logger;
+  /** The image of the container that keeps each job volume mounted while the job runs. */
+  holderImage?: string;
+}
+
+/** The holder image is missing: nothing to retry until the base image is built. */
+export class HolderImageMissingError extends ImageMissingError {
+  constructor(image: string, engine: string) {
+    super(image, engine);
+    this.message = `image ${image}, which keeps the job folder of engine ${engine} mounted, is not on the Docker host: build it with scripts/provision.sh base`;
+  }
+}
+
 export class DockerRunner {
-  /** `egressNetwork`: the Docker network `network: egress` containers join (DOCKET_EGRESS_NETWORK). */
-  constructor(private readonly docker: Docker, private readonly blobs: BlobStore, private readonly egressNetwork = 'bridge') {}
+  private readonly egressNetwork: string;
+  private readonly log: Logger;
+  private readonly holderImage: string;
+  private egress?: Promise<EgressNetwork>;
+
+  constructor(private readonly docker: Docker, private readonly blobs: BlobStore, options: DockerRunnerOptions = {}) {
+    this.egressNetwork = options.egressNetwork ?? DEFAULT_EGRESS_NETWORK;
+    this.log = options.log ?? silentLogger;
+    this.holderImage = options.holderImage ?? HOLDER_IMAGE;
+  }
+
+  /**
+   * The network egress engines join, created and confined on first use (once per runner); a failure
+   * is not remembered, so the next egress job tries again.
+   */
+  ensureEgress(): Promise<EgressNetwork> {
+    this.egress ??= ensureEgressNetwork(this.docker, this.egressNetwork, this.log).catch((error) => {
+      this.egress = undefined;
+      throw wrapDockerError(error, `preparing the egress network ${this.egressNetwork}`);
+    });
+    return this.egress;
+  }
 
   /** The image ID a tag resolves to now; ImageMissingError when it is not on the host. */
   async resolveImage(image: string, engine: string): Promise<string> {
@@ -104,6 +161,12 @@ export class DockerRunner {
     }
   }
 
+  /**
+   * The job volume is a tmpfs capped at the input plus the output limit (plus a margin), so an engine
+   * cannot write more than that however it spreads its writes. A tmpfs volume loses its content when
+   * the last container using it stops, so a holder container keeps it mounted for the job's life;
+   * the input goes in and the output comes out through the holder, by the archive API.
+   */
   async run(job: ContainerJob): Promise<ContainerRun> {
     const imageId = job.imageId ?? await this.resolveImage(job.image, job.engine);
     const labels = {
@@ -113,18 +176,30 @@ export class DockerRunner {
       [OWNER_LABEL]: OWNER_ID,
     };
     const volumeName = `docket-${safeName(job.engine)}-${randomBytes(6).toString('hex')}`;
+    let holder: Docker.Container | undefined;
     let container: Docker.Container | undefined;
     const started = Date.now();
     try {
-      await call(() => this.docker.createVolume({ Name: volumeName, Labels: labels }), 'creating the job volume');
-      container = await call(
-        () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, this.egressNetwork)),
-        `creating the ${job.engine} container`,
+      await call(
+        () => this.docker.createVolume({ Name: volumeName, Driver: 'local', DriverOpts: jobVolumeOptions(job), Labels: labels }),
+        'creating the job volume',
       );
+      holder = await this.startHolder(job, volumeName);
       const archive = await packInput(job.input);
-      await call(() => container!.putArchive(archive, { path: job.mountpoint }), 'copying the input in');
+      // Destroyed either way, so the inputs it holds open are closed even when Docker never read it.
+      await call(() => holder!.putArchive(archive, { path: job.mountpoint }), 'copying the input in').finally(() => archive.destroy());
+      const network = job.network === 'egress' ? (await this.ensureEgress()).name : 'none';
+      container = await call(
+        () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, network)),
+        `creating the ${job.engine} container`,
+      ).catch((error) => {
+        // The network may have been removed under a long-lived worker: look it up again next time.
+        if (job.network === 'egress') this.egress = undefined;
+        throw error;
+      });
       const { exitCode, oomKilled, stdout, stderr } = await this.execute(container, job);
-      const { outputs, truncated: outputTruncated } = await this.copyOut(container, job);
+      const jobFolderFull = await this.jobFolderFull(holder, job.mountpoint);
+      const { outputs, truncated: outputTruncated } = await this.copyOut(holder, job);
       return {
         imageId,
         exitCode,
@@ -132,12 +207,44 @@ export class DockerRunner {
         stdout,
         stderr,
         outputs,
-        truncated: outputTruncated || stdout.truncated || stderr.truncated,
+        truncated: outputTruncated || jobFolderFull || stdout.truncated || stderr.truncated,
+        jobFolderFull,
         durationMs: Date.now() - started,
       };
     } finally {
-      await this.cleanup(container, volumeName);
+      await this.cleanup([container, holder], volumeName);
     }
+  }
+
+  private async startHolder(job: ContainerJob, volumeName: string): Promise<Docker.Container> {
+    const labels = {
+      [HOLDER_LABEL]: job.job,
+      [HOLDER_ENGINE_LABEL]: job.engine,
+      'docket.attempt': String(job.attempt),
+      [OWNER_LABEL]: OWNER_ID,
+    };
+    let holder: Docker.Container;
+    try {
+      holder = await this.docker.createContainer(holderSpec(this.holderImage, job.mountpoint, volumeName, labels));
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) throw new HolderImageMissingError(this.holderImage, job.engine);
+      throw wrapDockerError(error, 'creating the job folder holder');
+    }
+    try {
+      await holder.start();
+    } catch (error) {
+      await holder.remove({ force: true }).catch(() => undefined);
+      throw wrapDockerError(error, 'starting the job folder holder');
+    }
+    return holder;
+  }
+
+  /** Whether the engine used up the job volume's space or inodes, as the holder (still running) sees it. */
+  private async jobFolderFull(holder: Docker.Container, mountpoint: string): Promise<boolean> {
+    const text = await call(() => execText(holder, ['stat', '-f', '-c', '%f %d', mountpoint]), 'measuring the job folder');
+    const [freeBlocks, freeInodes] = text.trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(freeBlocks) || !Number.isFinite(freeInodes)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
+    return freeBlocks === 0 || freeInodes === 0;
   }
 
   private async execute(container: Docker.Container, job: ContainerJob) {
@@ -184,7 +291,7 @@ export class DockerRunner {
     }
   }
 
-  /** Copies the output path out through the archive API, capping the total at `limits.output`. */
+  /** Copies the output path out of the holder by the archive API, capping the total at `limits.output`. */
   private async copyOut(container: Docker.Container, job: ContainerJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
     if (!job.outputPath) return { outputs: [], truncated: false };
     const path = `${job.mountpoint.replace(/\/$/, '')}/${job.outputPath}`;
@@ -216,18 +323,80 @@ export class DockerRunner {
       extractor.on('finish', resolve);
       extractor.on('error', reject);
     });
+    // pipe() forwards no errors: a connection to Docker cut mid-copy must fail this job, not the worker.
+    (archive as Readable).on('error', (error) => extractor.destroy(error));
     (archive as Readable).pipe(extractor);
-    await done;
+    // A failed extraction leaves the archive paused: destroy it, or its connection to Docker stays open.
+    await done.finally(() => (archive as Readable).destroy());
     return { outputs: collected.outputs, truncated: collected.truncated };
   }
 
-  private async cleanup(container: Docker.Container | undefined, volumeName: string): Promise<void> {
-    if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
+  private async cleanup(containers: Array<Docker.Container | undefined>, volumeName: string): Promise<void> {
+    for (const container of containers) {
+      if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
+    }
     await this.docker.getVolume(volumeName).remove().catch(() => undefined);
   }
 }
 
-function containerSpec(job: ContainerJob, imageId: string, volumeName: string, labels: Record<string, string>, egressNetwork: string): Docker.ContainerCreateOptions {
+/** The job volume's size: every input file in whole pages, the output limit and the margin. */
+export function jobVolumeSize(job: Pick<ContainerJob, 'input' | 'limits'>): number {
+  const input = job.input.reduce((sum, entry) => sum + (entry.type === 'file' ? pages(entry.size ?? 0) * PAGE : 0), 0);
+  return input + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
+}
+
+/** A local-driver tmpfs: size and inodes capped, root-owned so only the folders the protocol opens are writable. */
+function jobVolumeOptions(job: ContainerJob): Record<string, string> {
+  const inodes = job.input.length + pages(job.limits.output) + SPARE_INODES;
+  return {
+    type: 'tmpfs',
+    device: 'tmpfs',
+    o: `size=${jobVolumeSize(job)},nr_inodes=${inodes},uid=0,gid=0,mode=0755,nosuid,nodev`,
+  };
+}
+
+function pages(bytes: number): number {
+  return Math.ceil(bytes / PAGE);
+}
+
+/** A container that only sleeps, holding the job volume; it runs nothing of the engine's. */
+function holderSpec(image: string, mountpoint: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
+  return {
+    Image: image,
+    Entrypoint: ['sleep'],
+    Cmd: ['infinity'],
+    User: DEFAULT_ENGINE_USER,
+    Labels: labels,
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Memory: 32 * 1024 * 1024,
+      MemorySwap: 32 * 1024 * 1024,
+      NanoCpus: 100_000_000,
+      PidsLimit: 8,
+      LogConfig: { Type: 'none', Config: {} },
+      Mounts: [{ Type: 'volume', Source: volumeName, Target: mountpoint }],
+      Privileged: false,
+      AutoRemove: false,
+    },
+  };
+}
+
+/** Runs a short command in a running container and returns what it printed on stdout (empty if it failed). */
+async function execText(container: Docker.Container, cmd: string[]): Promise<string> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const stdout = new PassThrough();
+  const chunks: Buffer[] = [];
+  stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await demux(stream, stdout, new PassThrough().resume());
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function containerSpec(job: ContainerJob, imageId: string, volumeName: string, labels: Record<string, string>, network: string): Docker.ContainerCreateOptions {
   return {
     Image: imageId,
     Entrypoint: job.entrypoint,
@@ -241,9 +410,9 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
     AttachStderr: true,
     Tty: false,
     HostConfig: {
-      NetworkMode: job.network === 'none' ? 'none' : egressNetwork,
+      NetworkMode: network,
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${job.limits.tmp}` },
+      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${job.limits.tmp},nr_inodes=${pages(job.limits.tmp) + SPARE_INODES}` },
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Memory: job.limits.memory,
@@ -275,6 +444,12 @@ function containerSpec(job: ContainerJob, imageId: string, volumeName: string, l
 export async function packInput(entries: InputEntry[]): Promise<Readable> {
   const sources = await Promise.all(entries.map(async (entry) => (entry.type === 'file' ? entry.open!() : undefined)));
   const pack = tarPack();
+  // Each source is listened to from the start: one that fails, or one not reached yet when the archive
+  // fails, fails this archive (and with it Docker's request), never the process; none stays open.
+  for (const source of sources) source?.on('error', (error) => pack.destroy(error));
+  pack.on('close', () => {
+    for (const source of sources) source?.destroy();
+  });
   void (async () => {
     try {
       for (const [index, entry] of entries.entries()) {

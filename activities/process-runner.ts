@@ -22,7 +22,9 @@ export class ProcessRunnerDisabledError extends Error {
  * TheHive's process runner: the engine's `command` runs as a local process of the worker, in a
  * temporary job folder that stands in for the container's mount point. It keeps the timeout, the
  * heartbeats, the cancellation and the output caps of the Docker runner, but NOT its confinement:
- * the command has the worker's user, network and filesystem. Off unless explicitly enabled.
+ * the command has the worker's user, network and filesystem. Nor is its job folder size-capped: a
+ * command that can write anywhere the worker's user can would not be bounded by a cap on one folder
+ * (and mounting a tmpfs needs privileges the worker should not have). Off unless explicitly enabled.
  */
 export class ProcessRunner {
   constructor(private readonly blobs: BlobStore, private readonly enabled: boolean) {}
@@ -57,6 +59,7 @@ export class ProcessRunner {
         stderr,
         outputs,
         truncated: truncated || stdout.truncated || stderr.truncated,
+        jobFolderFull: false,
         durationMs: Date.now() - started,
       };
     } finally {

@@ -126,7 +126,8 @@ export async function interpret(manifest: EngineManifest, run: ContainerRun, blo
   if (run.oomKilled) {
     return fail(empty, `engine ${manifest.name} was killed: out of memory (limit ${formatBytes(manifest.limits.memory)})`, await logsOf(run, blobs));
   }
-  if (run.exitCode === EXIT_FILE_TOO_LARGE) {
+  // A full job folder is the same overrun spread over many files: the volume's cap stopped it.
+  if (run.exitCode === EXIT_FILE_TOO_LARGE || run.jobFolderFull) {
     const kept = manifest.protocol === 'file' ? run.outputs.find((output) => output.path === MENAGERIE_RESULT) : undefined;
     return {
       ...fail(empty, `engine ${manifest.name} wrote past its output limit of ${formatBytes(manifest.limits.output)} and was stopped${kept ? '; the first part of its result is kept' : ''}`, await logsOf(run, blobs)),

@@ -46,12 +46,14 @@ export const EngineManifest = z.strictObject({
     memory: size('limits.memory').default(256 * 1024 ** 2),
     cpus: z.number().positive().max(64).default(1),
     pids: z.number().int().min(8).max(65536).default(128),
+    /** Caps stdout, stderr and the output files each, and sizes the job folder (input + output + 1 MiB). */
     output: size('limits.output').default(16 * 1024 ** 2),
     /** Size of the tmpfs at /tmp, the engine's only writable scratch space besides its job folder. */
     tmp: size('limits.tmp').default(64 * 1024 ** 2),
   }).prefault({}),
   /** `docker` (confined, the default) or `process`: TheHive's process runner, unconfined, off unless DOCKET_PROCESS_RUNNER=on. */
   runner: z.enum(['docker', 'process']).default('docker'),
+  /** `egress` joins DOCKET_EGRESS_NETWORK, which Docket creates and keeps off the Docker host. */
   network: z.enum(['none', 'egress']).default('none'),
   sizelimit: size('sizelimit').default(50 * 1024 ** 2),
   cache: duration('cache').default(600_000),
@@ -99,7 +101,8 @@ const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** Expands `${NAME}` from `env` in every string inside `value`; unknown names become empty. */
 export function expandEnv<T>(value: T, env: Record<string, string | undefined>): T {
-  if (typeof value === 'string') return value.replace(PLACEHOLDER, (_, name: string) => env[name] ?? '') as T;
+  // Own names only: `${constructor}` in a manifest must expand to nothing, not to Object's source text.
+  if (typeof value === 'string') return value.replace(PLACEHOLDER, (_, name: string) => (Object.hasOwn(env, name) ? env[name] ?? '' : '')) as T;
   if (Array.isArray(value)) return value.map((item) => expandEnv(item, env)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)])) as T;

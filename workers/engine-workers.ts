@@ -67,12 +67,28 @@ export class EngineWorkers {
 
   private async sync(): Promise<void> {
     const wanted = new Map(this.wanted().map((manifest) => [manifest.name, manifest]));
+    await this.prepareEgress([...wanted.values()]);
     for (const [name, current] of this.running) {
       const manifest = wanted.get(name);
       if (!manifest || manifest.concurrency !== current.concurrency) await this.stop(name);
     }
     for (const manifest of wanted.values()) {
       if (!this.running.has(manifest.name)) await this.launch(manifest);
+    }
+  }
+
+  /**
+   * Creates and confines the egress network before the first egress job, so whether egress engines
+   * are kept off the Docker host is in the log at start, not at the first job. A failure here is only
+   * logged: each egress job tries again.
+   */
+  private async prepareEgress(manifests: EngineManifest[]): Promise<void> {
+    const egress = manifests.filter((manifest) => manifest.network === 'egress' && manifest.runner === 'docker');
+    if (!egress.length) return;
+    try {
+      await this.options.runner.ensureEgress();
+    } catch (error) {
+      this.options.log.warn(`egress: cannot prepare the network for ${egress.map((m) => m.name).join(', ')} yet: ${(error as Error).message}`);
     }
   }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type Docker from 'dockerode';
-import { OWNER_LABEL } from '../activities/docker-runner';
+import { HOLDER_ENGINE_LABEL, HOLDER_LABEL, OWNER_LABEL } from '../activities/docker-runner';
 import type { Logger } from '../activities/log';
 
 export interface ReapOptions {
@@ -38,7 +38,7 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Removes engine containers and volumes that no live activity owns: those whose owning worker ran on
+ * Removes engine containers, job folder holders and job volumes that no live activity owns: those whose owning worker ran on
  * this host and is gone (killed mid-run), and any older than `maxAgeMs`. Owners on other hosts are
  * left to their own reapers until they are that old.
  */
@@ -52,12 +52,19 @@ export async function reapOrphans(docker: Docker, options: ReapOptions): Promise
     return ownerHost === host && !isAlive(Number(pid));
   };
   const reaped: Reaped = { containers: [], volumes: [] };
-  const containers = await docker.listContainers({ all: true, filters: { label: ['docket.job'] } });
+  // Holders keep job volumes (tmpfs) mounted, so they go with the engine containers, before the volumes.
+  const containers = [
+    ...(await docker.listContainers({ all: true, filters: { label: ['docket.job'] } })),
+    ...(await docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } })),
+  ];
   for (const info of containers) {
     if (!orphaned(info.Labels, info.Created * 1000)) continue;
     await docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
     reaped.containers.push(info.Id);
-    options.log.info(`reaper: removed container ${info.Id.slice(0, 12)} of job ${info.Labels['docket.job']} (${info.Labels['docket.engine']})`);
+    const holder = info.Labels[HOLDER_LABEL];
+    options.log.info(holder
+      ? `reaper: removed job folder holder ${info.Id.slice(0, 12)} of job ${holder} (${info.Labels[HOLDER_ENGINE_LABEL]})`
+      : `reaper: removed container ${info.Id.slice(0, 12)} of job ${info.Labels['docket.job']} (${info.Labels['docket.engine']})`);
   }
   const { Volumes: volumes } = await docker.listVolumes({ filters: { label: ['docket.job'] } });
   for (const volume of volumes ?? []) {

@@ -1,9 +1,12 @@
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { BlobStore } from '../../activities/blob-store';
-import { DockerRunner } from '../../activities/docker-runner';
+import { DockerRunner, HOLDER_ENGINE_LABEL, HOLDER_LABEL, HolderImageMissingError, JOB_VOLUME_MARGIN, jobVolumeSize } from '../../activities/docker-runner';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from '../../activities/errors';
 import { prepareJob } from '../../activities/protocols';
-import { buildTestImage, docker, fileSubject, leftovers, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
+import { ensureImage } from '../../scripts/lib/images';
+import { docker, fileSubject, leftovers, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
+import { ROOT } from '../helpers/system';
 
 /** Hostile engines in real containers: each misbehaviour is contained and reported clearly. */
 const IMAGE = 'docket/test-hostile:1';
@@ -13,11 +16,12 @@ const hostile = (mode: string, fields: Record<string, unknown> = {}) =>
 describe('engine confinement', () => {
   let blobs: BlobStore;
   beforeAll(async () => {
-    await buildTestImage('hostile', IMAGE);
+    // Rebuilt every time (Docker's cache makes it quick), so a tag built before a new mode was added never runs.
+    await ensureImage(IMAGE, join(ROOT, 'test/engines/hostile'), { force: true });
     blobs = await tempBlobStore();
   });
   afterEach(async () => {
-    expect(await leftovers()).toEqual({ containers: 0, volumes: 0 });
+    expect(await hostileLeftovers()).toEqual({ containers: 0, volumes: 0 });
   });
 
   it('runs as nobody, without capabilities, network, setuid or a writable root, and cannot touch its input', async () => {
@@ -74,6 +78,64 @@ describe('engine confinement', () => {
     expect(outcome.result?.size).toBeLessThanOrEqual(1024 * 1024);
   });
 
+  it('stops five 60 MB output files at the job volume cap and reports the output as over its limit', async () => {
+    const MiB = 1024 * 1024;
+    const manifest = hostile('fill', { protocol: 'cortex', limits: { output: '4m', tmp: '8m' } });
+    const subject = observableSubject('other', 'x');
+    const cap = jobVolumeSize(prepareJob(manifest, { job: 'cap', subject, tlp: 2, pap: 2 }, blobs));
+    const { outcome, run } = await runEngineOnce(manifest, subject, blobs);
+    const said = (await blobs.read(run.stdout.sha256)).toString();
+
+    expect(outcome.status).toBe('failure');
+    expect(outcome.truncated).toBe(true);
+    expect(outcome.errorMessage).toContain('wrote past its output limit of 4.0 MiB');
+    expect(run.jobFolderFull).toBe(true);
+    // The engine's own writes failed: every 60 MB file was cut short, in the job folder and in /tmp.
+    expect(said).toMatch(/output big1: refused[\s\S]*output big5: refused/);
+    expect(said).not.toContain(': written');
+    const [jobUsed, jobSize] = numbers(said, 'job bytes');
+    const [tmpUsed, tmpSize] = numbers(said, 'tmp bytes');
+    // The input is two one-page files: input.json and the observable beside it.
+    expect(cap).toBe(4 * MiB + JOB_VOLUME_MARGIN + 2 * 4096);
+    expect(jobSize).toBe(cap);
+    expect(jobUsed).toBeLessThanOrEqual(cap);
+    expect(tmpSize).toBe(8 * MiB);
+    expect(tmpUsed).toBeLessThanOrEqual(8 * MiB);
+    const copiedOut = run.outputs.reduce((sum, output) => sum + output.blob.size, 0);
+    expect(copiedOut).toBeLessThanOrEqual(4 * MiB);
+  });
+
+  it('bounds many small and empty output files by the job volume\'s space and inodes', async () => {
+    const manifest = hostile('smallfiles', { protocol: 'cortex', limits: { output: '1m' } });
+    const subject = observableSubject('other', 'x');
+    const cap = jobVolumeSize(prepareJob(manifest, { job: 'cap', subject, tlp: 2, pap: 2 }, blobs));
+    const { outcome, run } = await runEngineOnce(manifest, subject, blobs);
+    const said = (await blobs.read(run.stdout.sha256)).toString();
+
+    expect(outcome.errorMessage).toContain('wrote past its output limit of 1.0 MiB');
+    expect(run.jobFolderFull).toBe(true);
+    const [small] = numbers(said, 'small files');
+    const [empty] = numbers(said, 'empty files');
+    const [jobUsed] = numbers(said, 'job bytes');
+    const [inodesUsed, inodes] = numbers(said, 'job inodes');
+    // Each one-byte file takes a whole page, each empty one an inode: far fewer than the 200000 tried.
+    expect(small).toBeGreaterThan(0);
+    expect(small).toBeLessThanOrEqual(cap / 4096);
+    expect(jobUsed).toBeLessThanOrEqual(cap);
+    expect(inodesUsed).toBe(inodes);
+    expect(small + empty).toBeLessThan(inodes);
+  });
+
+  it('refuses a missing holder image with a message naming it, and leaves nothing behind', async () => {
+    const runner = new DockerRunner(docker, blobs, { holderImage: 'docket/no-such-holder:0' });
+    const job = prepareJob(hostile('identity'), { job: 'noholder', subject: observableSubject('other', 'x'), tlp: 2, pap: 2 }, blobs);
+    const error = await runner.run({ ...job, attempt: 1 }).catch((e) => e);
+    expect(error).toBeInstanceOf(HolderImageMissingError);
+    expect(error).toBeInstanceOf(ImageMissingError);
+    expect(error.message).toContain('docket/no-such-holder:0, which keeps the job folder of engine hostile-identity mounted');
+    expect(await leftovers('noholder')).toEqual({ containers: 0, volumes: 0 });
+  });
+
   it('turns a garbage output.json into a failure that quotes it', async () => {
     const { outcome } = await runEngineOnce(hostile('garbage', { protocol: 'cortex' }), observableSubject('other', 'x'), blobs);
     expect(outcome.status).toBe('failure');
@@ -105,3 +167,25 @@ describe('engine confinement', () => {
     expect(error.message).toBe('image docket/ghost:0.0 for engine ghost not found on the Docker host: run npm run engines:build (or docker build the engine\'s folder)');
   });
 });
+
+/** The numbers on the line `<label>: …` the hostile engine printed. */
+function numbers(text: string, label: string): number[] {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${label}:`));
+  if (!line) throw new Error(`the engine printed no "${label}" line; it printed: ${text}`);
+  return line.slice(label.length + 1).trim().split(/\s+/).map(Number);
+}
+
+/**
+ * Engine containers, job folder holders and job volumes of this file's engines still on the Docker
+ * host (other test files may be running theirs).
+ */
+async function hostileLeftovers(): Promise<{ containers: number; volumes: number }> {
+  const ours = (labels: Record<string, string> | null | undefined, key: string) => (labels?.[key] ?? '').startsWith('hostile-');
+  const engines = await docker.listContainers({ all: true, filters: { label: ['docket.job'] } });
+  const holders = await docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } });
+  const { Volumes } = await docker.listVolumes({ filters: { label: ['docket.job'] } });
+  return {
+    containers: engines.filter((info) => ours(info.Labels, 'docket.engine')).length + holders.filter((info) => ours(info.Labels, HOLDER_ENGINE_LABEL)).length,
+    volumes: (Volumes ?? []).filter((volume) => ours(volume.Labels, 'docket.engine')).length,
+  };
+}

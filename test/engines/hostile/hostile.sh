@@ -26,5 +26,32 @@ case "$mode" in
     ;;
   nooutput) echo "analyzer crashed before writing anything" >&2; exit 3 ;;
   bigfile) head -c 1073741824 /dev/zero > /data/result ;;
+  fill)
+    # 300 MB in five files, each under the fsize ulimit, then 300 MB into /tmp: only the job volume's
+    # cap and the size of /tmp stop them. Each line says how far a write got, then what the disks hold.
+    for i in 1 2 3 4 5; do
+      if head -c 60m /dev/zero > "/job/output/big$i" 2>/dev/null; then echo "output big$i: written"; else echo "output big$i: refused"; fi
+    done
+    for i in 1 2 3 4 5; do
+      if (head -c 60m /dev/zero > "/tmp/big$i") 2>/dev/null; then echo "tmp big$i: written"; else echo "tmp big$i: refused"; fi
+    done
+    echo "job bytes: $(df -B1 --output=used,size /job | tail -1)"
+    echo "tmp bytes: $(df -B1 --output=used,size /tmp | tail -1)"
+    ;;
+  smallfiles)
+    # Up to 100000 one-byte files, then up to 100000 empty ones (which take an inode and no space).
+    small=0
+    while [ $small -lt 100000 ] && echo x 2>/dev/null > "/job/output/s$small"; do small=$((small + 1)); done
+    empty=0
+    while [ $empty -lt 100000 ] && : 2>/dev/null > "/job/output/e$empty"; do empty=$((empty + 1)); done
+    echo "small files: $small"
+    echo "empty files: $empty"
+    echo "job bytes: $(df -B1 --output=used,size /job | tail -1)"
+    echo "job inodes: $(df --output=iused,itotal /job | tail -1)"
+    ;;
+  connect)
+    # One TCP connection to $2:$3: the listener's greeting, or "blocked".
+    if timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" && head -c 5 <&3' "$2" "$3" 2>/dev/null; then echo " connected"; else echo "blocked"; fi
+    ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
