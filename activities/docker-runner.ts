@@ -4,10 +4,10 @@ import { once } from 'node:events';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
-import type { BlobStore, PutResult } from './blob-store';
+import type { BlobStore, PutResult } from '../infra/blob-store';
 import { DEFAULT_EGRESS_NETWORK, type EgressNetwork, ensureEgressNetwork } from './egress-network';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError, isTransientDockerError } from './errors';
-import { type Logger, silentLogger } from './log';
+import { type Logger, silentLogger } from '../infra/log';
 
 /** A file or folder placed in the job volume before the engine starts (paths relative to the mount). */
 export interface InputEntry {

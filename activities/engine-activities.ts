@@ -1,32 +1,23 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../contract/messages';
 import { type EngineManifest, expandEnv } from '../core/engine-manifest';
 import { describeSubject, type EngineReport, MAX_INLINE_ARTIFACTS, subjectKey } from '../core/investigation';
-import { BlobNotFoundError, type BlobStore } from './blob-store';
+import { BlobNotFoundError, type BlobStore } from '../infra/blob-store';
 import type { DockerRunner } from './docker-runner';
-import type { EngineRegistry } from './engine-registry';
+import type { EngineRegistry } from '../infra/engine-registry';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from './errors';
-import type { Logger } from './log';
-import type { DocketMetrics } from './metrics';
+import type { Logger } from '../infra/log';
+import type { DocketMetrics } from '../infra/metrics';
 import { type EngineRequest, interpret, prepareJob } from './protocols';
 import { ProcessRunner, ProcessRunnerDisabledError } from './process-runner';
-import { ResultCache } from './result-cache';
+import { ResultCache } from '../infra/result-cache';
 
 export interface RunEngineInput extends EngineRequest {
   engine: string;
   /** Skip the result cache. */
   force?: boolean;
 }
-
-/** Failure types the workflow and the retry policy tell apart. */
-export const FailureType = {
-  imageMissing: 'ImageMissing',
-  timeout: 'EngineTimeout',
-  dockerUnavailable: 'DockerUnavailable',
-  unknownEngine: 'UnknownEngine',
-  processRunnerOff: 'ProcessRunnerOff',
-  inputMissing: 'InputMissing',
-} as const;
 
 export interface EngineActivityDeps {
   registry: EngineRegistry;

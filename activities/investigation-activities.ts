@@ -5,9 +5,9 @@ import type { BlobRef, InvestigationInput, InvestigationReport, InvestigationSta
 import { checkWebhook } from '../core/notify-targets';
 import { type Plan, planJobs } from '../core/plan';
 import { type Policy, type RequestedResponder, validatePolicy } from '../core/policy';
-import type { BlobStore } from './blob-store';
-import type { EngineRegistry } from './engine-registry';
-import type { Logger } from './log';
+import type { BlobStore } from '../infra/blob-store';
+import type { EngineRegistry } from '../infra/engine-registry';
+import type { Logger } from '../infra/log';
 import { deliverWebhook } from './webhook';
 
 export interface NotificationTarget {

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStore } from './blob-store';
+import type { BlobStore } from '../infra/blob-store';
 import { type ContainerJob, type ContainerRun, OutputCollector, type OutputFile } from './docker-runner';
 import { EngineTimeoutError } from './errors';
 

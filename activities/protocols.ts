@@ -6,7 +6,7 @@ import type { BlobRef, EngineReport, Subject } from '../core/investigation';
 import { summarize } from '../core/menagerie';
 import { decodeStdout } from '../core/stdout-result';
 import { formatBytes } from '../core/units';
-import type { BlobStore } from './blob-store';
+import type { BlobStore } from '../infra/blob-store';
 import type { ContainerJob, ContainerRun, InputEntry, OutputFile } from './docker-runner';
 
 /** What an engine job is asked, beyond the manifest. */

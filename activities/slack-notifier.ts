@@ -1,11 +1,10 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { WebClient } from '@slack/web-api';
 import type { InvestigationReport, InvestigationStatus, TaskReport } from '../core/investigation';
 import { checkUnsealedSlackChannel } from '../core/notify-targets';
-import { type Links, type SlackMessage, progressMessage, summaryMessage, taskMessage } from '../gateway/slack/blocks';
-import type { BlobStore } from './blob-store';
+import { type Links, type SlackMessage, progressMessage, summaryMessage, taskMessage } from '../infra/slack-messages';
+import type { BlobStore } from '../infra/blob-store';
+import { readTaskOutput, slackError, slackMessageSealHolds, slackWebClient } from '../infra/slack-client';
 import type { InvestigationActivityDeps, NotificationTarget } from './investigation-activities';
-import type { Logger } from './log';
+import type { Logger } from '../infra/log';
 
 export interface SlackNotifierOptions {
   botToken: string;
@@ -18,37 +17,8 @@ export interface SlackNotifierOptions {
   channels: readonly string[];
 }
 
-/** Bytes of a task's output shown in Slack; the console shows the rest. */
-const OUTPUT_BYTES = 2800;
-
 /** Slack's answers for a message the bot may not edit: it was not the bot's, or it is gone. */
 const NOT_EDITABLE = new Set(['cant_update_message', 'message_not_found', 'edit_window_closed']);
-
-/** A Slack Web API client that fails fast: the activity that calls it has its own retries and timeout. */
-export function slackWebClient(botToken: string, apiUrl?: string): WebClient {
-  return new WebClient(botToken, {
-    slackApiUrl: apiUrl ? apiUrl.replace(/\/?$/, '/') : undefined,
-    retryConfig: { retries: 1, minTimeout: 500, maxTimeout: 2000 },
-    timeout: 10_000,
-  });
-}
-
-/**
- * Binds the message Docket's Slack entry point posted for a request to the workflow it starts and
- * the channel it is in. The worker edits a message named in a workflow's input only when this seal
- * holds, so no caller can hand Docket a message (a verdict, an approval prompt of another
- * investigation) to rewrite. Keyed with the bot token, which the gateway and the worker both hold
- * and no caller does.
- */
-export function sealSlackMessage(botToken: string, workflowId: string, channel: string, ts: string): string {
-  return createHmac('sha256', botToken).update(JSON.stringify(['docket-slack-message', workflowId, channel, ts])).digest('base64url');
-}
-
-function sealHolds(botToken: string, workflowId: string, channel: string, ts: string, seal: string): boolean {
-  const expected = Buffer.from(sealSlackMessage(botToken, workflowId, channel, ts));
-  const given = Buffer.from(seal);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
 
 /**
  * The main worker's Slack side. Docket edits only its own message for an investigation: the one its
@@ -71,7 +41,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): Required<Pic
       const base = { name: `slack ${requested.channel}`, kind: 'slack' as const, channel: requested.channel };
       if (requested.message !== undefined || requested.seal !== undefined) {
         const { message, seal } = requested;
-        if (!message || !seal || !sealHolds(options.botToken, workflowId, requested.channel, message, seal)) {
+        if (!message || !seal || !slackMessageSealHolds(options.botToken, workflowId, requested.channel, message, seal)) {
           return { ...base, refused: `the Slack message ${message ?? '(none)'} in ${requested.channel} was not posted by Docket for ${workflowId}, so Docket neither edits it nor posts there` };
         }
         return { ...base, thread: requested.thread, message };
@@ -111,17 +81,4 @@ export function createSlackNotifier(options: SlackNotifierOptions): Required<Pic
       await post(target, message);
     },
   };
-}
-
-/** The start of what a task printed (its result blob), as text. */
-export async function readTaskOutput(blobs: BlobStore, report: TaskReport): Promise<{ text: string; truncated: boolean } | undefined> {
-  const result = report.report?.result;
-  if (!result) return undefined;
-  const bytes = await blobs.read(result.sha256, OUTPUT_BYTES + 1);
-  return { text: bytes.subarray(0, OUTPUT_BYTES).toString('utf8'), truncated: bytes.length > OUTPUT_BYTES || Boolean(report.report?.truncated) };
-}
-
-/** Slack's error code (`not_in_channel`, `cant_update_message`, …) of a failed Web API call. */
-export function slackError(error: unknown): string {
-  return (error as { data?: { error?: string } }).data?.error ?? '';
 }

@@ -7,13 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../activities/log';
+import { createLogger } from '../infra/log';
 import { loadConfig } from '../core/config';
 import { TaskInput, type TaskReport } from '../core/investigation';
-import { startSystem } from '../scripts/lib/system';
-import { freePort, startDevServer } from '../scripts/lib/temporal-dev';
+import { startSystem } from '../system/start-system';
+import { freePort, startDevServer } from '../system/temporal-dev';
 import { enginesFolder } from '../test/helpers/fixtures';
 import { exec, timed } from './lib';
+import { WorkflowType } from '../contract/messages';
 
 const IMAGE = 'docket/base:bookworm';
 const PARALLEL = 4;
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
 }
 
 async function runTask(client: Awaited<ReturnType<typeof startSystem>>['client'], id: string): Promise<void> {
-  const report = await client.workflow.execute('task', {
+  const report = await client.workflow.execute(WorkflowType.task, {
     taskQueue: 'docket', workflowId: `bench-${id}`, args: [TaskInput.parse({ engine: 'trivial', source: 'cli' })],
   }) as TaskReport;
   if (report.status !== 'Success') throw new Error(`job ${id} failed: ${report.report?.errorMessage ?? report.errors.join('; ')}`);

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { freePort, startDevServer } from '../scripts/lib/temporal-dev';
+import { freePort, startDevServer } from '../system/temporal-dev';
 import { deliver, FakeSlack, slashCommand } from '../test/helpers/fake-slack';
 import { percentile, timed } from './lib';
 

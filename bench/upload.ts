@@ -22,10 +22,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client, Connection } from '@temporalio/client';
 import autocannon from 'autocannon';
-import { createLogger } from '../activities/log';
+import { createLogger } from '../infra/log';
 import { loadConfig } from '../core/config';
-import { startSystem } from '../scripts/lib/system';
-import { freePort, startDevServer } from '../scripts/lib/temporal-dev';
+import { startSystem } from '../system/start-system';
+import { freePort, startDevServer } from '../system/temporal-dev';
 import { enginesFolder } from '../test/helpers/fixtures';
 
 const ROOT = resolve(__dirname, '..');

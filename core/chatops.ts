@@ -1,7 +1,7 @@
 import { extractObservables } from './observables';
 
 /**
- * What a chat message asks for (DESIGN.md, "Gateway": Slack). donbot read a message with a table of
+ * What a chat message asks for (README.md, "Slack"). donbot read a message with a table of
  * patterns, first match wins; so does this lexicon, and the help text comes from the same table, so
  * the two cannot drift apart.
  */

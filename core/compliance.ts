@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import type { EngineReport, NotificationRecord, ResponseRecord, TaskReport } from './investigation';
 
 /**
- * Dome9 / CloudGuard compliance findings, as Dome9 CloudBots consumed them (DESIGN.md, "Compliance
- * events"): parsing what `POST /v1/events/compliance` receives, reading the `AUTO:` tags, planning
+ * Dome9 / CloudGuard compliance findings, as Dome9 CloudBots consumed them (README.md, "Compliance
+ * events"; docs/compliance.md): parsing what `POST /v1/events/compliance` receives, reading the `AUTO:` tags, planning
  * the remediation, and choosing the account whose credentials it runs with.
  */
 
@@ -391,4 +392,64 @@ export function remediationRegion(finding: ComplianceFinding, account: Complianc
   const region = finding.entity.region.trim().toLowerCase().replace(/_/g, '-');
   if (region === '' || region === 'global') return account.region;
   return region;
+}
+
+/** What the gateway starts a compliance workflow with; the workflow ID is the finding key (findingKey). */
+export interface ComplianceInput {
+  finding: ComplianceFinding;
+  accountId: string;
+  /** Where the bots act: the entity's region, or the account's default for global entities. */
+  region: string;
+  actions: RemediationAction[];
+  /**
+   * Every bot's container environment: the account's credentials as `${ENV_NAME}` references, which
+   * the engine worker expands, so no secret is ever in workflow history.
+   */
+  env: Record<string, string>;
+  requester?: string;
+}
+
+export interface BotResult {
+  bot: string;
+  params: string[];
+  outcome: 'passed' | 'failed';
+  message: string;
+  report?: EngineReport;
+}
+
+export interface ComplianceReport {
+  id: string;
+  status: 'Success' | 'Fail';
+  source: 'event';
+  accountId: string;
+  region: string;
+  rule: string;
+  entity: { id: string; name: string; type?: string | null };
+  reportTime: string;
+  startedAt: string;
+  finishedAt: string;
+  bots: BotResult[];
+  /** Bots that a policy rule made wait for a person, and what was decided. */
+  responses?: ResponseRecord[];
+  notifications: NotificationRecord[];
+}
+
+/**
+ * One bot's outcome as the notification targets receive it: a task report (one engine run, so the
+ * webhook and Slack render it as they render any task) plus the finding it remediated.
+ */
+export interface BotNotification extends TaskReport {
+  compliance: {
+    workflowId: string;
+    rule: string;
+    ruleId?: string | null;
+    severity?: string | null;
+    entity: { id: string; name: string; type?: string | null };
+    accountId: string;
+    region: string;
+    bot: string;
+    params: string[];
+    outcome: BotResult['outcome'];
+    message: string;
+  };
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units';
 
-/** One engine: a container image declared by a YAML manifest (DESIGN.md, "Engine manifest"). */
+/** One engine: a container image declared by a YAML manifest (docs/engines.md, "Manifest fields"). */
 
 const size = (what: string) =>
   z.union([z.string(), z.number()]).transform((value, ctx) => {

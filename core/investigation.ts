@@ -54,7 +54,7 @@ export const InvestigationInput = z.object({
       thread: z.string().regex(/^\d{1,12}\.\d{1,9}$/, 'a Slack message ts such as 1718000000.000100').optional(),
       /** Set by Docket's Slack entry point only: the message it posted for this request, which the workflow edits. */
       message: z.string().max(40).optional(),
-      /** Binds `message` to this workflow and channel (activities/slack-notifier.ts); the API refuses both. */
+      /** Binds `message` to this workflow and channel (infra/slack-client.ts); the API refuses both. */
       seal: z.string().max(100).optional(),
     }).optional(),
   }).optional(),

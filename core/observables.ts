@@ -2,7 +2,7 @@ import type { ObservableType } from './engine-manifest';
 import type { Observable } from './investigation';
 
 /**
- * Observables in free text (DESIGN.md, "Investigation workflow"): what an analyst pastes into Slack or
+ * Observables in free text (docs/investigations.md, "Phases"): what an analyst pastes into Slack or
  * a ticket, defanged or not, becomes typed observables the engines accept.
  *
  * How the text is read:

@@ -1,7 +1,7 @@
 import type { Taxonomy, TaxonomyLevel } from './investigation';
 
 /**
- * The verdict (DESIGN.md, "Investigation workflow"): the worst taxonomy level per subject and
+ * The verdict (docs/investigations.md, "Phases"): the worst taxonomy level per subject and
  * overall. A subject no engine said anything about is `info`, as Cortex reports unknowns.
  */
 

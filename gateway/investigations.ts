@@ -4,7 +4,10 @@ import {
   type Decision, type InvestigationInput, type InvestigationPhase, type InvestigationReport, type InvestigationStatus,
   RECEIVED_MEMO, type ResponseRecord,
 } from '../core/investigation';
-import type { BlobStore } from '../activities/blob-store';
+import {
+  cancelSignal, decisionUpdates, enginesKey, observableTypesKey, sourceKey, statusQuery, verdictKey, WorkflowType,
+} from '../contract/messages';
+import type { BlobStore } from '../infra/blob-store';
 import { badRequest, conflict, notFound } from './errors';
 
 /** What the gateway knows of one investigation without asking a worker. */
@@ -70,12 +73,12 @@ export class Investigations {
    * `once`: refuse the id even after an earlier workflow with it closed (a redelivered request).
    */
   async start(input: InvestigationInput, id: string = randomUUID(), options: { once?: boolean } = {}): Promise<string> {
-    await this.client.workflow.start('investigation', {
+    await this.client.workflow.start(WorkflowType.investigation, {
       taskQueue: this.taskQueue,
       workflowId: id,
       args: [input],
       memo: { ...RECEIVED_MEMO },
-      searchAttributes: { DocketSource: [input.source] },
+      searchAttributes: { [sourceKey.name]: [input.source] },
       ...(options.once ? { workflowIdReusePolicy: 'REJECT_DUPLICATE' as const } : {}),
     });
     return id;
@@ -117,7 +120,7 @@ export class Investigations {
     const view = await this.view(id);
     if (view.state !== 'running') return { view };
     try {
-      const live = await this.client.workflow.getHandle(id).query<InvestigationStatus>('status');
+      const live = await this.client.workflow.getHandle(id).query(statusQuery);
       return { view, live };
     } catch {
       return { view };
@@ -125,16 +128,16 @@ export class Investigations {
   }
 
   async list(filters: ListFilters): Promise<{ investigations: ListedInvestigation[]; nextPageToken?: string }> {
-    const clauses = ["WorkflowType = 'investigation'"];
+    const clauses = [`WorkflowType = '${WorkflowType.investigation}'`];
     const add = (field: string, value: string | undefined, list = false) => {
       if (!value) return;
       if (!FILTER_VALUE.test(value)) throw badRequest(`filter ${field} may hold letters, digits and . _ : - only`);
       clauses.push(list ? `${field} IN ('${value}')` : `${field} = '${value}'`);
     };
-    add('DocketVerdict', filters.verdict);
-    add('DocketSource', filters.source);
-    add('DocketEngines', filters.engine, true);
-    add('DocketObservableTypes', filters.type, true);
+    add(verdictKey.name, filters.verdict);
+    add(sourceKey.name, filters.source);
+    add(enginesKey.name, filters.engine, true);
+    add(observableTypesKey.name, filters.type, true);
     if (filters.status) {
       const status = Object.values(WORKFLOW_STATUS).find((name) => name.toLowerCase() === filters.status!.toLowerCase());
       if (!status) throw badRequest(`status must be one of ${Object.values(WORKFLOW_STATUS).join(', ')}`);
@@ -155,10 +158,10 @@ export class Investigations {
         status: WORKFLOW_STATUS[execution.status ?? 0] ?? 'Unknown',
         startedAt: timestamp(execution.startTime),
         closedAt: timestamp(execution.closeTime),
-        source: first(attributes.get('DocketSource')),
-        verdict: first(attributes.get('DocketVerdict')),
-        engines: attributes.get('DocketEngines') as string[] | undefined,
-        observableTypes: attributes.get('DocketObservableTypes') as string[] | undefined,
+        source: first(attributes.get(sourceKey.name)),
+        verdict: first(attributes.get(verdictKey.name)),
+        engines: attributes.get(enginesKey.name) as string[] | undefined,
+        observableTypes: attributes.get(observableTypesKey.name) as string[] | undefined,
       };
     });
     const token = response.nextPageToken?.length ? wrapPageToken(query, response.nextPageToken) : undefined;
@@ -182,7 +185,7 @@ export class Investigations {
     const description = await this.describe(id);
     if (description.status.name !== 'RUNNING') throw conflict(`cannot ${verdict}: investigation ${id} has already finished (${description.status.name.toLowerCase()})`);
     try {
-      return await this.client.workflow.getHandle(id).executeUpdate<ResponseRecord[], [Decision]>(verdict, { args: [decision] });
+      return await this.client.workflow.getHandle(id).executeUpdate(decisionUpdates[verdict], { args: [decision] });
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError) throw conflict(`cannot ${verdict}: ${error.cause?.message ?? error.message}`);
       throw error;
@@ -192,7 +195,7 @@ export class Investigations {
   async cancel(id: string, by: string, reason?: string): Promise<void> {
     const description = await this.describe(id);
     if (description.status.name !== 'RUNNING') throw conflict(`investigation ${id} has already finished (${description.status.name.toLowerCase()})`);
-    await this.client.workflow.getHandle(id).signal('cancel', { by, reason });
+    await this.client.workflow.getHandle(id).signal(cancelSignal, { by, reason });
   }
 
   private async describe(id: string) {

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { EngineRegistry } from '../activities/engine-registry';
+import { EngineRegistry } from '../infra/engine-registry';
 import { loadConfig } from '../core/config';
 import { ensureImage } from './lib/images';
 

@@ -3,10 +3,10 @@
  * manifests that were skipped (what `GET /v1/engines` answers, for a terminal).
  */
 import Docker from 'dockerode';
-import { EngineRegistry } from '../activities/engine-registry';
+import { EngineRegistry } from '../infra/engine-registry';
 import { ConfigError, loadConfig } from '../core/config';
 import { formatBytes } from '../core/units';
-import { listEngines } from '../gateway/engines';
+import { listEngines } from '../gateway/engine-routes';
 import { table } from './lib/table';
 
 async function main(argv: string[]): Promise<void> {

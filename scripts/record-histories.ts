@@ -79,10 +79,13 @@ function loadRelease(root: string): Release {
     if (missing.length) throw new Error(`${path} in ${root} no longer exports ${missing.join(', ')}: adapt scripts/record-histories.ts in this release`);
     return loaded;
   };
-  const system = from('./scripts/lib/system', ['startSystem']);
-  const dev = from('./scripts/lib/temporal-dev', ['startDevServer', 'freePort']);
+  // v0.1.0 kept the composition root under scripts/lib and the logger under activities/; later
+  // releases have system/ and infra/. Whichever layout the checkout has is the one to load.
+  const layout = (paths: string[]) => paths.find((path) => existsSync(join(root, `${path}.ts`))) ?? paths[0];
+  const system = from(layout(['./system/start-system', './scripts/lib/system']), ['startSystem']);
+  const dev = from(layout(['./system/temporal-dev', './scripts/lib/temporal-dev']), ['startDevServer', 'freePort']);
   const config = from('./core/config', ['loadConfig']);
-  const log = from('./activities/log', ['createLogger']);
+  const log = from(layout(['./infra/log', './activities/log']), ['createLogger']);
   const keys = from('./gateway/keys', ['KeyStore']);
   return {
     loadConfig: config.loadConfig,
@@ -100,8 +103,9 @@ async function main(argv: string[]): Promise<void> {
   if (argv.length !== 1 || argv[0].startsWith('-')) throw new Error(USAGE);
   const root = process.cwd();
   const outDir = resolve(argv[0]);
-  if (!existsSync(join(root, 'workflows')) || !existsSync(join(root, 'scripts', 'lib', 'system.ts'))) {
-    throw new Error(`${root} is not the root of a Docket checkout (no workflows/ or scripts/lib/system.ts)\n${USAGE}`);
+  const hasStartSystem = existsSync(join(root, 'system', 'start-system.ts')) || existsSync(join(root, 'scripts', 'lib', 'system.ts'));
+  if (!existsSync(join(root, 'workflows')) || !hasStartSystem) {
+    throw new Error(`${root} is not the root of a Docket checkout (no workflows/, or neither system/start-system.ts nor scripts/lib/system.ts)\n${USAGE}`);
   }
   // The checkout this script lives in provides the Temporal CLI when the recorded one has none (a worktree).
   const tools = join(dirname(__dirname), '.tools', 'bin', 'temporal');

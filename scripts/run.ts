@@ -4,10 +4,10 @@
  * supervisor; deployments that scale each part separately run it directly (compose, systemd). Add
  * engine workers on more hosts to scale out; DOCKET_ENGINES limits which engines a host serves.
  */
-import { createLogger } from '../activities/log';
+import { createLogger } from '../infra/log';
 import { ConfigError, loadConfig } from '../core/config';
-import { PRIVATE_UMASK, secureDataDir } from './lib/data-dir';
-import { startSystem, type System } from './lib/system';
+import { PRIVATE_UMASK, secureDataDir } from '../system/data-dir';
+import { startSystem, type System } from '../system/start-system';
 
 const ROLES = new Map([
   ['gateway', { gateway: true, mainWorker: false, engineWorkers: false }],

@@ -9,11 +9,11 @@
  */
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { EngineRegistry } from '../activities/engine-registry';
-import { createLogger } from '../activities/log';
-import { BackfillTooLargeError, DocketSchedules, type ListedSchedule, reconcileSchedules, UnknownScheduleError } from '../activities/schedules';
+import { EngineRegistry } from '../infra/engine-registry';
+import { createLogger } from '../infra/log';
+import { BackfillTooLargeError, DocketSchedules, type ListedSchedule, reconcileSchedules, UnknownScheduleError } from '../infra/schedule-control';
 import { ConfigError, loadConfig } from '../core/config';
-import { OverlapPolicy } from '../core/schedule';
+import { OverlapPolicy } from '../core/schedule-definition';
 import { table } from './lib/table';
 
 const USAGE = 'usage: npm run schedules -- list | pause <id> [--note <why>] | unpause <id> [--note <why>] | trigger <id> [--overlap <policy>]'

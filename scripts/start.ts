@@ -1,20 +1,20 @@
 /**
  * `npm start`: provisions what is missing, then runs all of Docket on this machine under a supervisor
- * (scripts/lib/supervisor.ts): a Temporal dev server (SQLite under data/, Web UI on 8233) unless
+ * (system/supervisor.ts): a Temporal dev server (SQLite under data/, Web UI on 8233) unless
  * TEMPORAL_ADDRESS names a cluster, and each role — main worker, engine workers, gateway on port 8100 —
  * as its own child process (scripts/run.ts), restarted when it crashes. Ctrl-C stops everything.
  */
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { createLogger } from '../activities/log';
+import { createLogger } from '../infra/log';
 import { loadConfig } from '../core/config';
-import { PRIVATE_UMASK, secureDataDir } from './lib/data-dir';
-import { Supervisor, tsxCommand } from './lib/supervisor';
-import { devServerCommand, portIsFree, waitForTemporal } from './lib/temporal-dev';
+import { PRIVATE_UMASK, secureDataDir } from '../system/data-dir';
+import { Supervisor, tsxCommand } from '../system/supervisor';
+import { devServerCommand, portIsFree, waitForTemporal } from '../system/temporal-dev';
 
 const ROLES = ['worker', 'engines', 'gateway'];
 const RUN = join(__dirname, 'run.ts');
-const TETHER = join(__dirname, 'lib', 'tether.ts');
+const TETHER = join(__dirname, '..', 'system', 'tether.ts');
 
 async function main(): Promise<void> {
   process.umask(PRIVATE_UMASK);

@@ -1,11 +1,11 @@
 import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createEngineActivities } from '../activities/engine-activities';
-import type { BlobStore } from '../activities/blob-store';
+import type { BlobStore } from '../infra/blob-store';
 import type { DockerRunner } from '../activities/docker-runner';
-import type { EngineRegistry } from '../activities/engine-registry';
-import type { Logger } from '../activities/log';
-import type { ResultCache } from '../activities/result-cache';
-import type { DocketMetrics } from '../activities/metrics';
+import type { EngineRegistry } from '../infra/engine-registry';
+import type { Logger } from '../infra/log';
+import type { ResultCache } from '../infra/result-cache';
+import type { DocketMetrics } from '../infra/metrics';
 import type { ProcessRunner } from '../activities/process-runner';
 import { type EngineManifest, engineTaskQueue } from '../core/engine-manifest';
 

@@ -1,7 +1,7 @@
 import { type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { createInvestigationActivities, type InvestigationActivityDeps } from '../activities/investigation-activities';
-import type { EngineRegistry } from '../activities/engine-registry';
-import type { Logger } from '../activities/log';
+import type { EngineRegistry } from '../infra/engine-registry';
+import type { Logger } from '../infra/log';
 
 export interface MainWorkerOptions {
   connection: NativeConnection;

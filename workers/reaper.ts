@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type Docker from 'dockerode';
 import { HOLDER_ENGINE_LABEL, HOLDER_LABEL, OWNER_LABEL } from '../activities/docker-runner';
-import type { Logger } from '../activities/log';
+import type { Logger } from '../infra/log';
 
 export interface ReapOptions {
   /** Anything labelled by Docket and older than this is removed whoever owns it. */

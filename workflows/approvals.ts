@@ -1,8 +1,6 @@
-import { condition, defineUpdate, setHandler } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
+import { approveUpdate, rejectUpdate } from '../contract/messages';
 import type { Decision, ResponseRecord } from '../core/investigation';
-
-export const approveUpdate = defineUpdate<ResponseRecord[], [Decision]>('approve');
-export const rejectUpdate = defineUpdate<ResponseRecord[], [Decision]>('reject');
 
 /**
  * The approve and reject updates of a workflow whose responses may wait for a person (an

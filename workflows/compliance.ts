@@ -1,11 +1,11 @@
 import { patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { InvestigationActivities } from '../activities/investigation-activities';
-import type { ComplianceFinding, RemediationAction } from '../core/compliance';
-import type { EngineReport, InvestigationStatus, NotificationRecord, ResponseRecord, TaskReport } from '../core/investigation';
+import { botJobId, statusQuery } from '../contract/messages';
+import type { BotNotification, BotResult, ComplianceInput, ComplianceReport, RemediationAction } from '../core/compliance';
+import type { EngineReport, InvestigationStatus, NotificationRecord, ResponseRecord } from '../core/investigation';
 import { approvalFor, type Policy } from '../core/policy';
 import { approved, handleApprovals } from './approvals';
 import { runEngineJob } from './engine-job';
-import { statusQuery } from './investigation';
 import { notifyAll } from './notify';
 
 const activities = proxyActivities<InvestigationActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
@@ -17,66 +17,6 @@ const BOT_TAXONOMY = 'CloudBots';
  * do, so the histories recorded before replay unchanged.
  */
 const BOT_APPROVALS_PATCH = 'compliance-bot-approvals';
-
-/** What the gateway starts a remediation with; the workflow ID is the finding key. */
-export interface ComplianceInput {
-  finding: ComplianceFinding;
-  accountId: string;
-  /** Where the bots act: the entity's region, or the account's default for global entities. */
-  region: string;
-  actions: RemediationAction[];
-  /**
-   * Every bot's container environment: the account's credentials as `${ENV_NAME}` references, which
-   * the engine worker expands, so no secret is ever in workflow history.
-   */
-  env: Record<string, string>;
-  requester?: string;
-}
-
-export interface BotResult {
-  bot: string;
-  params: string[];
-  outcome: 'passed' | 'failed';
-  message: string;
-  report?: EngineReport;
-}
-
-export interface ComplianceReport {
-  id: string;
-  status: 'Success' | 'Fail';
-  source: 'event';
-  accountId: string;
-  region: string;
-  rule: string;
-  entity: { id: string; name: string; type?: string | null };
-  reportTime: string;
-  startedAt: string;
-  finishedAt: string;
-  bots: BotResult[];
-  /** Bots that a policy rule made wait for a person, and what was decided. */
-  responses?: ResponseRecord[];
-  notifications: NotificationRecord[];
-}
-
-/**
- * One bot's outcome as the notification targets receive it: a task report (one engine run, so the
- * webhook and Slack render it as they render any task) plus the finding it remediated.
- */
-export interface BotNotification extends TaskReport {
-  compliance: {
-    workflowId: string;
-    rule: string;
-    ruleId?: string | null;
-    severity?: string | null;
-    entity: { id: string; name: string; type?: string | null };
-    accountId: string;
-    region: string;
-    bot: string;
-    params: string[];
-    outcome: BotResult['outcome'];
-    message: string;
-  };
-}
 
 /**
  * Remediates one Dome9 / CloudGuard finding as CloudBots did: each `AUTO:` bot in turn (a later one
@@ -102,7 +42,7 @@ export async function compliance(input: ComplianceInput): Promise<ComplianceRepo
   const notified: NotificationRecord[] = [];
   for (const [index, action] of input.actions.entries()) {
     // Its own job id (container labels, webhook message id): the same bot may appear twice in one rule.
-    const job = `${id}/${index + 1}-${action.bot}`;
+    const job = botJobId(id, index, action.bot);
     const botStartedAt = new Date().toISOString();
     waiting = true;
     const refusal = policy ? await approval(policy, action, index, input, responses) : undefined;

@@ -1,5 +1,6 @@
 import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { EngineActivities } from '../activities/engine-activities';
+import { FailureType, NON_RETRYABLE_FAILURES } from '../contract/messages';
 import { engineTaskQueue } from '../core/engine-manifest';
 import type { EngineReport } from '../core/investigation';
 import { summarize } from '../core/menagerie';
@@ -28,7 +29,7 @@ export async function runEngineJob(id: string, runId: string, job: PlannedJob, o
     taskQueue: engineTaskQueue(job.engine, queuePrefix),
     startToCloseTimeout: job.timeoutMs + COPY_MARGIN_MS,
     heartbeatTimeout: '30 seconds',
-    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: ['ImageMissing', 'UnknownEngine', 'ProcessRunnerOff', 'InputMissing'] },
+    retry: { maximumAttempts: job.retries + 1, initialInterval: '2 seconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURES },
   });
   const startedAt = new Date().toISOString();
   try {
@@ -41,7 +42,7 @@ export async function runEngineJob(id: string, runId: string, job: PlannedJob, o
     if (isCancellation(error)) throw error;
     const cause = error instanceof ActivityFailure ? error.cause : error;
     const message = cause instanceof Error ? cause.message : String(error);
-    const timedOut = cause instanceof ApplicationFailure && cause.type === 'EngineTimeout';
+    const timedOut = cause instanceof ApplicationFailure && cause.type === FailureType.timeout;
     return {
       engine: job.engine, subject: job.subject, status: timedOut ? 'timeout' : 'error', startedAt, finishedAt: new Date().toISOString(),
       summary: summarize(message), errorMessage: message, truncated: false, taxonomies: [], artifacts: [], attempt: job.retries + 1,

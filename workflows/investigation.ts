@@ -1,8 +1,6 @@
 import {
   CancellationScope,
   condition,
-  defineQuery,
-  defineSignal,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -33,15 +31,12 @@ import { extractObservables } from '../core/observables';
 import { type PlannedJob, subjectsOf } from '../core/plan';
 import { evaluatePolicy, requestedResponses } from '../core/policy';
 import { aggregateVerdicts, verdictOf } from '../core/verdict';
+import {
+  addObservablesSignal, cancelSignal, enginesKey, observableTypesKey, reportQuery, responseIdempotencyKey, statusQuery, verdictKey,
+} from '../contract/messages';
 import { approved, handleApprovals } from './approvals';
 import { runEngineJob } from './engine-job';
 import { notifyAll } from './notify';
-
-export const statusQuery = defineQuery<InvestigationStatus>('status');
-export const reportQuery = defineQuery<InvestigationReport>('report');
-export { approveUpdate, rejectUpdate } from './approvals';
-export const cancelSignal = defineSignal<[{ by: string; reason?: string }]>('cancel');
-export const addObservablesSignal = defineSignal<[Observable[]]>('addObservables');
 
 /** Engine jobs of one investigation that run at once; each engine worker bounds its own concurrency too. */
 const PARALLEL_JOBS = 8;
@@ -148,7 +143,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
       const extracted = input.text ? extractObservables(input.text, { dropPrivate: input.dropPrivate }) : [];
       admit(subjectsOf({ files: input.files, observables: [...input.observables, ...extracted] }));
       given = [...observed];
-      upsertSearchAttributes({ DocketObservableTypes: [...new Set([...(input.files.length ? ['file'] : []), ...observed.map((o) => o.type)])] });
+      upsertSearchAttributes({ [observableTypesKey.name]: [...new Set([...(input.files.length ? ['file'] : []), ...observed.map((o) => o.type)])] });
 
       enter('analyzing');
       let artifactsAdmitted = 0;
@@ -160,7 +155,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
         if (plan.jobs.length > room) errors.push(`only ${MAX_JOBS} engine jobs run per investigation; ${plan.jobs.length - room} were left out`);
         const added = plan.jobs.slice(0, room).map((job): JobEntry => ({ job, state: { engine: job.engine, subject: describeSubject(job.subject), state: 'queued' } }));
         jobs.push(...added);
-        upsertSearchAttributes({ DocketEngines: [...new Set(jobs.map((entry) => entry.job.engine))] });
+        upsertSearchAttributes({ [enginesKey.name]: [...new Set(jobs.map((entry) => entry.job.engine))] });
         await runPool(added, async (entry) => {
           entry.state.state = 'running';
           changed = true;
@@ -182,7 +177,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
       }
 
       const overall = verdicts();
-      upsertSearchAttributes({ DocketVerdict: [overall.overall] });
+      upsertSearchAttributes({ [verdictKey.name]: [overall.overall] });
       enter('responding');
       const policy = await activities.loadPolicy();
       const planned = evaluatePolicy(policy, observed.map((observable) => {
@@ -219,7 +214,7 @@ export async function investigation(input: InvestigationInput): Promise<Investig
           return;
         }
         const subject: Subject = { kind: 'observable', observable: plan.observable };
-        record.report = await runEngineJob(id, runId, { ...responder, subject }, input, responder.queuePrefix, `${id}/${runId}/${record.id}/${plan.responder}`);
+        record.report = await runEngineJob(id, runId, { ...responder, subject }, input, responder.queuePrefix, responseIdempotencyKey(id, runId, record.id, plan.responder));
       }));
     });
   } catch (error) {

@@ -1,5 +1,5 @@
 import type { WebClient } from '@slack/web-api';
-import type { Logger } from '../../activities/log';
+import type { Logger } from '../../infra/log';
 
 export type AccessDecision = { ok: true } | { ok: false; reason: string };
 

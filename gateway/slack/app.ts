@@ -1,9 +1,9 @@
 import { App, type Authorize, type BlockButtonAction, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from '../../activities/log';
-import { slackWebClient } from '../../activities/slack-notifier';
+import type { Logger } from '../../infra/log';
+import { slackWebClient } from '../../infra/slack-client';
 import { SlackAccess } from './access';
-import { APPROVE_ACTION, REJECT_ACTION } from './blocks';
+import { APPROVE_ACTION, REJECT_ACTION } from '../../infra/slack-messages';
 import type { SlackDeps } from './deps';
 import { SLASH_COMMAND } from './handlers/help';
 import { approvalListener } from './listeners/approval';

@@ -1,7 +1,7 @@
 import type { RespondFn } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
-import { slackError } from '../../activities/slack-notifier';
-import type { SlackMessage } from './blocks';
+import { slackError } from '../../infra/slack-client';
+import type { SlackMessage } from '../../infra/slack-messages';
 
 /**
  * Where a request came from and how to answer it, whatever Slack delivered it as: a mention, a

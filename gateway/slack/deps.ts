@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
-import type { BlobStore } from '../../activities/blob-store';
-import type { EngineRegistry } from '../../activities/engine-registry';
-import type { Logger } from '../../activities/log';
-import type { DocketSchedules } from '../../activities/schedules';
+import type { BlobStore } from '../../infra/blob-store';
+import type { EngineRegistry } from '../../infra/engine-registry';
+import type { Logger } from '../../infra/log';
+import type { DocketSchedules } from '../../infra/schedule-control';
 import type { Investigations } from '../investigations';
 import type { SlackAccess } from './access';
 import type { SlackSettings } from './settings';

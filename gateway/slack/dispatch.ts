@@ -1,6 +1,6 @@
 import type { Interaction, InteractionKind } from '../../core/chatops';
 import { ApiError } from '../errors';
-import { escape } from './blocks';
+import { escape } from '../../infra/slack-messages';
 import { type Conversation, SlackRefusal } from './conversation';
 import type { SlackDeps } from './deps';
 import { analyze } from './handlers/analyze';

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { WebClient } from '@slack/web-api';
-import { type BlobStore, BlobTooLargeError } from '../../activities/blob-store';
-import type { EngineRegistry } from '../../activities/engine-registry';
+import { type BlobStore, BlobTooLargeError } from '../../infra/blob-store';
+import type { EngineRegistry } from '../../infra/engine-registry';
 import type { BlobRef } from '../../core/investigation';
 import { formatBytes } from '../../core/units';
 import { sanitizeFilename } from '../uploads';

@@ -1,6 +1,6 @@
 import type { App, Receiver, ReceiverEvent } from '@slack/bolt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from '../../activities/log';
+import type { Logger } from '../../infra/log';
 import { ApiError, badRequest } from '../errors';
 import { verifySlackSignature } from './signature';
 

@@ -1,5 +1,5 @@
 import type { Config } from '../../core/config';
-import type { Links } from './blocks';
+import type { Links } from '../../infra/slack-messages';
 
 /** Slack as the configuration turns it on; see the README's "Slack" section. */
 export interface SlackSettings {

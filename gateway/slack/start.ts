@@ -1,18 +1,19 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { z } from 'zod';
-import { sealSlackMessage } from '../../activities/slack-notifier';
+import { sealSlackMessage } from '../../infra/slack-client';
+import { slackWorkflowId, sourceKey, WorkflowType } from '../../contract/messages';
 import { InvestigationInput, TaskInput } from '../../core/investigation';
-import { type SlackMessage, plain } from './blocks';
+import { type SlackMessage, plain } from '../../infra/slack-messages';
 import type { Conversation } from './conversation';
 import type { SlackDeps } from './deps';
 
 export type SlackWork =
-  | { workflow: 'investigation'; input: Omit<z.input<typeof InvestigationInput>, 'notify' | 'source' | 'requester'> }
-  | { workflow: 'task'; input: Omit<z.input<typeof TaskInput>, 'notify' | 'source' | 'requester'> };
+  | { workflow: typeof WorkflowType.investigation; input: Omit<z.input<typeof InvestigationInput>, 'notify' | 'source' | 'requester'> }
+  | { workflow: typeof WorkflowType.task; input: Omit<z.input<typeof TaskInput>, 'notify' | 'source' | 'requester'> };
 
 /** The workflow a Slack request starts: named by Slack's own id of the request, so a retry finds it. */
 export function workflowIdFor(conversation: Conversation): string {
-  return `slack-${conversation.deliveryId}`;
+  return slackWorkflowId(conversation.deliveryId);
 }
 
 /**
@@ -46,12 +47,12 @@ export async function startOnce(
   };
   const requester = `Slack ${conversation.user}`;
   try {
-    if (work.workflow === 'investigation') {
+    if (work.workflow === WorkflowType.investigation) {
       const input = InvestigationInput.parse({ ...work.input, source: 'slack', requester, notify });
       await deps.investigations.start(input, workflowId, { once: true });
     } else {
       const input = TaskInput.parse({ ...work.input, source: 'slack', requester, notify });
-      await deps.client.workflow.start('task', { ...startOptions(deps, workflowId), args: [input] });
+      await deps.client.workflow.start(WorkflowType.task, { ...startOptions(deps, workflowId), args: [input] });
     }
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
@@ -72,7 +73,7 @@ function startOptions(deps: SlackDeps, workflowId: string) {
     taskQueue: deps.taskQueue,
     workflowId,
     workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
-    searchAttributes: { DocketSource: ['slack'] },
+    searchAttributes: { [sourceKey.name]: ['slack'] },
   };
 }
 

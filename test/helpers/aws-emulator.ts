@@ -4,7 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../scripts/lib/temporal-dev';
+import { freePort } from '../../system/temporal-dev';
 import { docker } from './engines';
 
 const run = promisify(execFile);

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { freePort, startDevServer } from '../../scripts/lib/temporal-dev';
+import { freePort, startDevServer } from '../../system/temporal-dev';
 
 /**
  * Once per test run: provision (Temporal CLI, Docker, base and engine images), start a real Temporal

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import type { DevServer } from '../../scripts/lib/temporal-dev';
+import type { DevServer } from '../../system/temporal-dev';
 
 export default async function globalTeardown(): Promise<void> {
   const server = (globalThis as { __docketTemporal?: DevServer }).__docketTemporal;

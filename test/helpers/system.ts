@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { silentLogger, type Logger } from '../../activities/log';
+import { silentLogger, type Logger } from '../../infra/log';
 import type { AuditSink } from '../../gateway/audit';
 import { loadConfig, type Config } from '../../core/config';
-import { startSystem, type System } from '../../scripts/lib/system';
+import { startSystem, type System } from '../../system/start-system';
 
 export const ROOT = resolve(__dirname, '../..');
 

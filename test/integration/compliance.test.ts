@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { KeyStore } from '../../gateway/keys';
-import type { ComplianceReport } from '../../workflows/compliance';
+import type { ComplianceReport } from '../../core/compliance';
 import { type AwsEmulator, startAwsEmulator } from '../helpers/aws-emulator';
 import { enginesFolder } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';

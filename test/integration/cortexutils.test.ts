@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BlobStore } from '../../activities/blob-store';
+import type { BlobStore } from '../../infra/blob-store';
 import { ensureImage } from '../../scripts/lib/images';
 import { fileSubject, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
 import { ROOT } from '../helpers/system';

@@ -5,10 +5,10 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import type { BlobStore } from '../../activities/blob-store';
+import type { BlobStore } from '../../infra/blob-store';
 import { DockerRunner } from '../../activities/docker-runner';
 import { EGRESS_NETWORK_LABEL, type EgressNetwork, ensureEgressNetwork, hostRules } from '../../activities/egress-network';
-import { createLogger, type Logger } from '../../activities/log';
+import { createLogger, type Logger } from '../../infra/log';
 import { interpret, prepareJob } from '../../activities/protocols';
 import { ensureImage } from '../../scripts/lib/images';
 import { docker, observableSubject, tempBlobStore, testManifest } from '../helpers/engines';

@@ -8,6 +8,7 @@ import { ensureImage, run } from '../../scripts/lib/images';
 import { buildTestImage, docker, leftovers, readVolumeFile } from '../helpers/engines';
 import { enginesFolder, fileinfoManifest } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
+import { WorkflowType } from '../../contract/messages';
 
 /** Engine jobs through Temporal: retries, faults, concurrency, reloads and a worker killed mid-run. */
 const sleeper = (name: string, seconds: number, extra: Record<string, unknown> = {}) => ({
@@ -18,7 +19,7 @@ const other = (data: string) => [{ type: 'other', data }];
 
 async function investigate(docket: TestSystem, fields: Record<string, unknown>): Promise<InvestigationReport> {
   const input = InvestigationInput.parse({ source: 'cli', ...fields });
-  return docket.client.workflow.execute('investigation', {
+  return docket.client.workflow.execute(WorkflowType.investigation, {
     taskQueue: `${docket.config.DOCKET_QUEUE_PREFIX}docket`, workflowId: `t-${randomBytes(6).toString('hex')}`, args: [input],
   });
 }
@@ -184,7 +185,7 @@ describe('a worker killed mid-run', () => {
     try {
       workers = startWorkers();
       const input = InvestigationInput.parse({ source: 'cli', observables: [{ type: 'domain', data: 'killed-worker.example' }] });
-      const handle = await main.client.workflow.start('investigation', {
+      const handle = await main.client.workflow.start(WorkflowType.investigation, {
         taskQueue: `${main.config.DOCKET_QUEUE_PREFIX}docket`, workflowId: `kill-${randomBytes(6).toString('hex')}`, args: [input],
       });
       await poll(() => leftovers(handle.workflowId), (l) => l.containers === 1, 'the slow container to run', 60_000);

@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
-import { BlobStore } from '../../activities/blob-store';
-import { EngineRegistry } from '../../activities/engine-registry';
+import { BlobStore } from '../../infra/blob-store';
+import { EngineRegistry } from '../../infra/engine-registry';
 import { anonymousPolicy } from '../../gateway/auth';
 import { KeyStore } from '../../gateway/keys';
 import { buildGateway, type GatewayDeps } from '../../gateway/server';
 import { enginesFolder, fileinfoManifest } from '../helpers/fixtures';
 import { listen, type Send } from '../helpers/http';
 import { poll, temporalAddress } from '../helpers/system';
+import { WorkflowType } from '../../contract/messages';
 
 /** Requests the gateway must refuse with a 4xx that says what to do: bad page tokens, guessed keys. */
 describe('gateway refusals', () => {
@@ -77,7 +78,7 @@ describe('gateway refusals', () => {
     it('pages with the nextPageToken it gave, and refuses it for a list with other filters', async () => {
       const { send } = await gateway(0);
       // Two investigations nobody works on, so there are two pages of one whatever else the server holds.
-      const handles = await Promise.all([1, 2].map(() => deps.client.workflow.start('investigation', {
+      const handles = await Promise.all([1, 2].map(() => deps.client.workflow.start(WorkflowType.investigation, {
         taskQueue: deps.taskQueue, workflowId: `refusals-${randomBytes(6).toString('hex')}`, args: [{}],
       })));
       try {

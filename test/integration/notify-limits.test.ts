@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sealSlackMessage } from '../../activities/slack-notifier';
+import { sealSlackMessage } from '../../infra/slack-client';
 import { InvestigationInput, type InvestigationReport } from '../../core/investigation';
 import { deliver, FakeSlack, mention, type SlackBody, type SlackMessageRecord } from '../helpers/fake-slack';
 import { enginesFolder } from '../helpers/fixtures';
 import { poll, startTestSystem, type TestSystem } from '../helpers/system';
 import { startWebhookReceiver } from '../helpers/webhook-receiver';
+import { WorkflowType } from '../../contract/messages';
 
 /**
  * Where a request may have Docket report: only to channels Docket serves and webhooks its allow list
@@ -134,7 +135,7 @@ describe('notify limits', () => {
     const callsBefore = slack.calls.length;
     const receivedBefore = receiver.received.length;
     // Straight to Temporal, past the gateway's checks, as another entry point might.
-    const start = (workflowId: string, notify: unknown) => docket.client.workflow.start('investigation', {
+    const start = (workflowId: string, notify: unknown) => docket.client.workflow.start(WorkflowType.investigation, {
       taskQueue: taskQueue(),
       workflowId,
       args: [InvestigationInput.parse({ observables: [{ type: 'domain', data: 'direct.docket.example' }], notify })],

@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
-import { createLogger } from '../../activities/log';
-import { temporalScheduleId } from '../../activities/schedules';
+import { createLogger } from '../../infra/log';
+import { statusQuery, temporalScheduleId, WorkflowType } from '../../contract/messages';
 import type { InvestigationReport, TaskReport } from '../../core/investigation';
 import { KeyStore } from '../../gateway/keys';
-import type { ComplianceReport } from '../../workflows/compliance';
+import type { ComplianceReport } from '../../core/compliance';
 import { docker, readVolumeFile } from '../helpers/engines';
 import { buttonPress, deliver, FakeSlack, slashCommand, type SlackBody, type SlackMessageRecord } from '../helpers/fake-slack';
 import { enginesFolder } from '../helpers/fixtures';
@@ -100,7 +100,7 @@ describe('responder access', () => {
     const text = await readVolumeFile(volume, '/volume/blocklist.txt').catch(() => '');
     return text.split('\n').filter((line) => line === entry).length;
   };
-  const status = (id: string) => docket.client.workflow.getHandle(id).query<{ responses: any[] }>('status');
+  const status = (id: string) => docket.client.workflow.getHandle(id).query(statusQuery);
   const pending = (id: string) => poll(() => status(id).catch(() => ({ responses: [] as any[] })), (s) => s.responses.some((r) => r.approval.state === 'pending'), `a pending response in ${id}`)
     .then((s) => s.responses);
   const approve = (id: string) => post(`/v1/investigations/${encodeURIComponent(id)}/approve`, {}, 'responder');
@@ -272,7 +272,7 @@ describe('responder access', () => {
       expect(scheduled.status).toBe('Fail');
       expect(scheduled.report).toBeUndefined();
       expect(scheduled.errors[0]).toContain('engine blocklist is a responder, so a task does not run it');
-      const direct = await docket.client.workflow.execute('task', {
+      const direct = await docket.client.workflow.execute(WorkflowType.task, {
         taskQueue: `${docket.config.DOCKET_QUEUE_PREFIX}${docket.config.DOCKET_TASK_QUEUE}`,
         workflowId: `direct-task-${randomBytes(4).toString('hex')}`,
         args: [{ engine: 'blocklist', args: ['direct-task.example'], env: {}, source: 'cli' }],

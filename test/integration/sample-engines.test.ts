@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pack as tarPack } from 'tar-stream';
-import type { BlobStore } from '../../activities/blob-store';
+import type { BlobStore } from '../../infra/blob-store';
 import { type EngineManifest, ObservableType } from '../../core/engine-manifest';
 import type { Subject } from '../../core/investigation';
 import { ensureImage } from '../../scripts/lib/images';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { parse as parseYaml, stringify } from 'yaml';
-import { createLogger } from '../../activities/log';
+import { statusQuery } from '../../contract/messages';
+import { createLogger } from '../../infra/log';
 import type { InvestigationReport, TaskReport } from '../../core/investigation';
 import { docker, readVolumeFile } from '../helpers/engines';
 import {
@@ -117,7 +118,7 @@ describe('Slack chatops', () => {
     await ephemeralTo(MALLORY.id, 'only approvers');
     expect(logged.some((line) => line.includes(`${MALLORY.id} (mallory) pressed approve`) && line.includes('refused'))).toBe(true);
     const id = `slack-${eventIdOf(body)}`;
-    const stillPending = await docket.client.workflow.getHandle(id).query<{ responses: Array<{ approval: { state: string } }> }>('status');
+    const stillPending = await docket.client.workflow.getHandle(id).query(statusQuery);
     expect(stillPending.responses.map((response) => response.approval.state)).toEqual(['pending']);
 
     expect((await send(buttonPress(slack, waiting, 'docket_approve', ALICE))).status).toBe(200);

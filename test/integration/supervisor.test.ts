@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { InvestigationInput, type InvestigationReport } from '../../core/investigation';
-import { freePort, portIsFree } from '../../scripts/lib/temporal-dev';
-import { tsxCommand } from '../../scripts/lib/supervisor';
+import { freePort, portIsFree } from '../../system/temporal-dev';
+import { tsxCommand } from '../../system/supervisor';
 import { getJson, upload } from '../helpers/fixtures';
 import { poll, ROOT } from '../helpers/system';
+import { WorkflowType } from '../../contract/messages';
 
 /** `npm start` as a person runs it: the launcher is a real process with real children and its own dev server. */
 class Launcher {
@@ -194,7 +195,7 @@ describe('npm start: each role a supervised child process', () => {
       files: [{ sha256: createHash('sha256').update(content).digest('hex'), size: Buffer.byteLength(content), filename: 'again.txt' }],
       engines: ['fileinfo'], source: 'http', depth: 0,
     });
-    await client.workflow.start('investigation', { taskQueue: `${launcher.queuePrefix}docket`, workflowId: second, args: [input] });
+    await client.workflow.start(WorkflowType.investigation, { taskQueue: `${launcher.queuePrefix}docket`, workflowId: second, args: [input] });
     const reports = await within(
       Promise.all([firstJob, second].map((id) => client.workflow.getHandle(id).result() as Promise<InvestigationReport>)),
       180_000, 'both jobs through Temporal',

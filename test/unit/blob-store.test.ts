@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobStore, BlobTooLargeError, ChecksumMismatchError } from '../../activities/blob-store';
+import { BlobStore, BlobTooLargeError, ChecksumMismatchError } from '../../infra/blob-store';
 import { tempBlobStore } from '../helpers/engines';
 
 const chunks = (count: number, size: number) => Readable.from((function* () {

@@ -1,6 +1,6 @@
 import { helpText, type Interaction, LEXICON, normalize, parseInteraction, splitArguments } from '../../core/chatops';
 import type { InvestigationStatus, ResponseRecord } from '../../core/investigation';
-import { APPROVE_ACTION, deciderName, type Links, progressMessage, REJECT_ACTION } from '../../gateway/slack/blocks';
+import { APPROVE_ACTION, deciderName, type Links, progressMessage, REJECT_ACTION } from '../../infra/slack-messages';
 import { slackSignature, verifySlackSignature } from '../../gateway/slack/signature';
 
 describe('the chatops lexicon', () => {

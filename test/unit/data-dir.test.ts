@@ -1,9 +1,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ResultCache } from '../../activities/result-cache';
+import { ResultCache } from '../../infra/result-cache';
 import type { EngineReport } from '../../core/investigation';
-import { secureDataDir } from '../../scripts/lib/data-dir';
+import { secureDataDir } from '../../system/data-dir';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EngineRegistry } from '../../activities/engine-registry';
+import { EngineRegistry } from '../../infra/engine-registry';
 import { expandEnv, validateManifest } from '../../core/engine-manifest';
 
 const minimal = { name: 'demo', kind: 'analyzer', image: 'docket/demo:1.0', accepts: ['file'], protocol: 'file' };

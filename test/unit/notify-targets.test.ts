@@ -1,7 +1,8 @@
 import { tmpdir } from 'node:os';
-import { BlobStore } from '../../activities/blob-store';
-import { silentLogger } from '../../activities/log';
-import { createSlackNotifier, sealSlackMessage } from '../../activities/slack-notifier';
+import { BlobStore } from '../../infra/blob-store';
+import { silentLogger } from '../../infra/log';
+import { createSlackNotifier } from '../../activities/slack-notifier';
+import { sealSlackMessage } from '../../infra/slack-client';
 import { loadConfig } from '../../core/config';
 import { InvestigationInput } from '../../core/investigation';
 import {

@@ -1,4 +1,4 @@
-import { cronProblem, validateSchedule, type ScheduleResult } from '../../core/schedule';
+import { cronProblem, validateSchedule, type ScheduleResult } from '../../core/schedule-definition';
 
 /** Halo's nightly "scan all servers" beat task, as a cron schedule. */
 const nightlySweep = {

@@ -1,6 +1,6 @@
 import type { Interaction } from '../../../core/chatops';
 import { extractObservables } from '../../../core/observables';
-import { showObservable, startingMessage } from '../blocks';
+import { showObservable, startingMessage } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
 import { startOnce } from '../start';

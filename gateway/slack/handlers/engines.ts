@@ -1,7 +1,7 @@
 import type { Interaction } from '../../../core/chatops';
 import { formatBytes } from '../../../core/units';
-import { listEngines } from '../../engines';
-import { escape, listed, plain } from '../blocks';
+import { listEngines } from '../../engine-routes';
+import { escape, listed, plain } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
 

@@ -1,7 +1,7 @@
 import { normalize } from '../../../core/chatops';
 import type { BlobRef } from '../../../core/investigation';
 import { formatBytes } from '../../../core/units';
-import { escape, startingMessage } from '../blocks';
+import { escape, startingMessage } from '../../../infra/slack-messages';
 import { type Conversation, SlackRefusal } from '../conversation';
 import type { SlackDeps } from '../deps';
 import { fetchSharedFile, fileLimit } from '../files';

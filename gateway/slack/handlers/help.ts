@@ -1,5 +1,5 @@
 import { helpText, type Interaction } from '../../../core/chatops';
-import { plain } from '../blocks';
+import { plain } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
 

@@ -1,5 +1,5 @@
 import type { Interaction } from '../../../core/chatops';
-import { consoleLink, escape, listed, plain } from '../blocks';
+import { consoleLink, escape, listed, plain } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
 

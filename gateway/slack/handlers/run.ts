@@ -1,7 +1,7 @@
 import type { Interaction } from '../../../core/chatops';
 import type { EngineManifest } from '../../../core/engine-manifest';
 import { extractObservables } from '../../../core/observables';
-import { escape, showObservable, startingMessage } from '../blocks';
+import { escape, showObservable, startingMessage } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
 import { startOnce } from '../start';

@@ -1,8 +1,8 @@
 import type { Interaction } from '../../../core/chatops';
 import type { InvestigationReport, TaskReport } from '../../../core/investigation';
-import { readTaskOutput } from '../../../activities/slack-notifier';
+import { readTaskOutput } from '../../../infra/slack-client';
 import { ApiError } from '../../errors';
-import { escape, plain, progressMessage, summaryMessage, taskMessage } from '../blocks';
+import { escape, plain, progressMessage, summaryMessage, taskMessage } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
 

@@ -1,7 +1,7 @@
 import type { AllMiddlewareArgs, BlockButtonAction, SlackActionMiddlewareArgs } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import { ApiError } from '../../errors';
-import { APPROVE_ACTION, type ApprovalValue, deciderName, escape, progressMessage } from '../blocks';
+import { APPROVE_ACTION, type ApprovalValue, deciderName, escape, progressMessage } from '../../../infra/slack-messages';
 import type { SlackDeps } from '../deps';
 
 /**

@@ -1,7 +1,7 @@
 import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from '@slack/bolt';
 import { commandConversation } from '../conversation';
 import type { SlackDeps } from '../deps';
-import { acceptRequest } from './message';
+import { acceptRequest } from '../request';
 
 /** `/docket <text>`: acked at once (Slack allows 3 s), answered to the asker, investigations posted in the channel. */
 export function commandListener(deps: SlackDeps) {

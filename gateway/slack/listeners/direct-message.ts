@@ -1,7 +1,7 @@
 import type { AllMiddlewareArgs, SlackEventMiddlewareArgs } from '@slack/bolt';
 import { eventConversation } from '../conversation';
 import type { SlackDeps } from '../deps';
-import { acceptRequest } from './message';
+import { acceptRequest } from '../request';
 
 /**
  * A direct message to the bot, with or without files. Messages in channels come as mentions

@@ -1,7 +1,7 @@
 import type { AllMiddlewareArgs, SlackEventMiddlewareArgs } from '@slack/bolt';
 import { eventConversation } from '../conversation';
 import type { SlackDeps } from '../deps';
-import { acceptRequest } from './message';
+import { acceptRequest } from '../request';
 
 /** `@Docket analyze …` in a channel, answered in the mention's thread. Bolt has acked the event. */
 export function mentionListener(deps: SlackDeps) {

@@ -3,26 +3,26 @@ import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/c
 import type { FastifyInstance } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { EngineRegistry } from '../activities/engine-registry';
-import type { Logger } from '../activities/log';
+import type { EngineRegistry } from '../infra/engine-registry';
+import type { Logger } from '../infra/log';
 import {
   accountFor,
   type ComplianceAccount,
   type ComplianceAccounts,
   type ComplianceFinding,
-  findingKey,
+  type ComplianceInput,
   parseComplianceEvent,
   planRemediation,
   remediationRegion,
   singleAccountIdOf,
   validateComplianceAccounts,
 } from '../core/compliance';
-import type { ComplianceInput } from '../workflows/compliance';
+import { complianceWorkflowId, sourceKey, WorkflowType } from '../contract/messages';
 import { ApiError, badRequest } from './errors';
 import { errorResponses, jsonSchema } from './schemas';
 
 /**
- * `POST /v1/events/compliance` (DESIGN.md, "Compliance events"): Dome9 / CloudGuard findings, one, a
+ * `POST /v1/events/compliance` (README.md, "Compliance events"): Dome9 / CloudGuard findings, one, a
  * batch or SNS-wrapped, become one `compliance` workflow per finding that asks for remediation. The
  * workflow ID is the finding key, so a finding sent twice is remediated once.
  */
@@ -166,7 +166,7 @@ async function remediate(
   bots: string[],
   requester: string,
 ): Promise<FindingAnswer> {
-  const key = findingKey(finding);
+  const key = complianceWorkflowId(finding);
   const base = { index, key, rule: finding.rule.name, entity: finding.entity.id, account: finding.account.id };
   const plan = planRemediation(finding, bots);
   if (plan.kind === 'skip') return { ...base, result: 'skipped', reason: plan.reason };
@@ -183,13 +183,13 @@ async function remediate(
     unknownBots: plan.actions.filter((action) => !action.known).map((action) => action.bot),
   };
   try {
-    await deps.client.workflow.start('compliance', {
+    await deps.client.workflow.start(WorkflowType.compliance, {
       taskQueue: deps.taskQueue,
       workflowId: key,
       args: [input],
       // Rejected even after the first run closed: a re-sent finding must not remediate twice.
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      searchAttributes: { DocketSource: ['event'] },
+      searchAttributes: { [sourceKey.name]: ['event'] },
     });
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {

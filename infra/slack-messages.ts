@@ -7,8 +7,8 @@ import {
   type TaskReport,
   type TaxonomyLevel,
   subjectKey,
-} from '../../core/investigation';
-import { defang } from '../../core/observables';
+} from '../core/investigation';
+import { defang } from '../core/observables';
 
 /**
  * Slack messages as Block Kit, built from Docket's own types. Pure, so the gateway (quick answers)

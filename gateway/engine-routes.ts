@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { EngineRegistry } from '../activities/engine-registry';
+import type { EngineRegistry } from '../infra/engine-registry';
 import { EngineManifest, ObservableType } from '../core/engine-manifest';
 import { errorResponses, jsonSchema } from './schemas';
 import { withTimeout } from './timeout';

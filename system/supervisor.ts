@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import type { Logger } from '../../activities/log';
+import type { Logger } from '../infra/log';
 
 /**
  * Runs each of Docket's processes as a child and keeps it running: a child that dies is logged (how
@@ -10,7 +10,7 @@ import type { Logger } from '../../activities/log';
  *
  * Every child gets an IPC channel. When the supervisor dies, even by SIGKILL, the kernel closes that
  * channel and the child sees `disconnect`: Docket's roles stop on it (scripts/run.ts), and commands
- * that cannot watch it (the Temporal CLI) run under scripts/lib/tether.ts, which does it for them.
+ * that cannot watch it (the Temporal CLI) run under system/tether.ts, which does it for them.
  * This needs no prctl(PR_SET_PDEATHSIG), which Node cannot call, and works the same under any
  * service manager. Children get their own process group, so a terminal's Ctrl-C reaches only the
  * supervisor, which then stops them in order.

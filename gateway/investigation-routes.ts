@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { BlobStore } from '../activities/blob-store';
-import type { EngineRegistry } from '../activities/engine-registry';
-import { BlobTooLargeError, ChecksumMismatchError } from '../activities/blob-store';
+import type { BlobStore } from '../infra/blob-store';
+import type { EngineRegistry } from '../infra/engine-registry';
+import { BlobTooLargeError, ChecksumMismatchError } from '../infra/blob-store';
 import { describeIssues } from '../core/engine-manifest';
 import { type BlobRef, Decision, InvestigationInput } from '../core/investigation';
 import { type NotifyLimits, notifyRefusal } from '../core/notify-targets';

@@ -4,7 +4,7 @@ import { Observable } from './investigation';
 import { parseDuration } from './units';
 
 /**
- * One `schedules/*.yaml` definition (DESIGN.md, "Schedules"), the successor of CloudPassage's
+ * One `schedules/*.yaml` definition (README.md, "Schedules"), the successor of CloudPassage's
  * celery-beat .conf files; the reconciler turns each into a Temporal Schedule.
  */
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { MultipartFile } from '@fastify/multipart';
 import { z } from 'zod';
-import { BlobTooLargeError, type BlobStore } from '../activities/blob-store';
-import type { EngineRegistry } from '../activities/engine-registry';
+import { BlobTooLargeError, type BlobStore } from '../infra/blob-store';
+import type { EngineRegistry } from '../infra/engine-registry';
 import { InvestigationInput } from '../core/investigation';
 import { linkFor, type MenagerieResult, menagerieFromReport, summarize } from '../core/menagerie';
 import { formatBytes } from '../core/units';

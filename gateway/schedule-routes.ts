@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { BackfillTooLargeError, type DocketSchedules, UnknownScheduleError } from '../activities/schedules';
+import { BackfillTooLargeError, type DocketSchedules, UnknownScheduleError } from '../infra/schedule-control';
 import { describeIssues } from '../core/engine-manifest';
-import { OverlapPolicy } from '../core/schedule';
+import { OverlapPolicy } from '../core/schedule-definition';
 import { badRequest, notFound } from './errors';
 import { errorResponses, jsonSchema } from './schemas';
 

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { EngineRegistry } from '../activities/engine-registry';
+import type { EngineRegistry } from '../infra/engine-registry';
 import { errorResponses, jsonSchema } from './schemas';
 import { withTimeout } from './timeout';
 

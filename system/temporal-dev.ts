@@ -3,7 +3,7 @@ import { existsSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../contract/messages';
 
 /** Where the Temporal CLI is: TEMPORAL_CLI, PATH, or the project's tools folder (scripts/provision.sh). */
 export function findTemporalCli(root = process.cwd()): string {

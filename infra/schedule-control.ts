@@ -13,11 +13,12 @@ import { parse as parseYaml } from 'yaml';
 import { describeIssues } from '../core/engine-manifest';
 import { InvestigationInput, RECEIVED_MEMO, TaskInput } from '../core/investigation';
 import { checkWebhook } from '../core/notify-targets';
-import { type OverlapPolicy, type ScheduleDefinition, validateSchedule } from '../core/schedule';
+import { sourceKey, temporalScheduleId, WorkflowType } from '../contract/messages';
+import { type OverlapPolicy, type ScheduleDefinition, validateSchedule } from '../core/schedule-definition';
 import type { Logger } from './log';
 
 /**
- * Docket's schedules in Temporal (DESIGN.md, "Schedules"): `schedules/*.yaml` reconciled into Temporal
+ * Docket's schedules in Temporal (docs/architecture.md, "Schedules are files"): `schedules/*.yaml` reconciled into Temporal
  * Schedules, and the controls the API and the CLI use on them (list, pause, unpause, trigger, backfill).
  * It lives with the other side effects rather than in workers/ because the gateway and the CLI use it
  * too, and neither may depend on worker code.
@@ -53,10 +54,6 @@ export interface ScheduleContext {
   /** The main worker's task queue, where the workflows start. */
   taskQueue: string;
   queuePrefix: string;
-}
-
-export function temporalScheduleId(queuePrefix: string, id: string): string {
-  return `${queuePrefix}docket-${id}`;
 }
 
 /** The Docket id of a Temporal Schedule this installation manages, or undefined for any other schedule. */
@@ -166,13 +163,13 @@ export function compileSchedule(loaded: LoadedSchedule, context: ScheduleContext
     intervalMs: schedule.interval,
     offsetMs: schedule.offset,
   };
-  let workflowType: string;
+  let workflowType: WorkflowType;
   let input: unknown;
   let memo: Record<string, unknown>;
   if (schedule.action.investigate) {
     const parsed = InvestigationInput.safeParse({ ...schedule.action.investigate, source: 'schedule', notify: notify.notify, requester });
     if (!parsed.success) return { ok: false, error: `${file}: action.investigate: ${describeIssues(parsed.error)}` };
-    workflowType = 'investigation';
+    workflowType = WorkflowType.investigation;
     input = parsed.data;
     // What Investigations.start records, so GET /result and /v1/investigations read scheduled runs alike.
     memo = { ...RECEIVED_MEMO, docketSchedule: origin };
@@ -181,7 +178,7 @@ export function compileSchedule(loaded: LoadedSchedule, context: ScheduleContext
     // enters the schedule or the workflow history.
     const parsed = TaskInput.safeParse({ ...schedule.action.run, source: 'schedule', notify: notify.notify, requester });
     if (!parsed.success) return { ok: false, error: `${file}: action.run: ${describeIssues(parsed.error)}` };
-    workflowType = 'task';
+    workflowType = WorkflowType.task;
     input = parsed.data;
     memo = { docketSchedule: origin };
   }
@@ -204,7 +201,7 @@ export function compileSchedule(loaded: LoadedSchedule, context: ScheduleContext
         taskQueue: context.taskQueue,
         args: [input],
         memo,
-        searchAttributes: { DocketSource: ['schedule'] },
+        searchAttributes: { [sourceKey.name]: ['schedule'] },
       },
       policies: { overlap: overlapPolicy(schedule.overlap), catchupWindow: schedule.catchupWindow },
       state: { paused: schedule.paused, note: `defined by ${file}` },

@@ -1,8 +1,8 @@
-import { parseInteraction } from '../../../core/chatops';
-import type { Conversation } from '../conversation';
-import type { SlackDeps } from '../deps';
-import { dispatch, guarded } from '../dispatch';
-import { analyzeFiles } from '../handlers/files';
+import { parseInteraction } from '../../core/chatops';
+import type { Conversation } from './conversation';
+import type { SlackDeps } from './deps';
+import { dispatch, guarded } from './dispatch';
+import { analyzeFiles } from './handlers/files';
 
 /**
  * Queues the request's work behind the ack (see WorkQueue); when too much is waiting, says so.

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { DocketMetrics } from '../activities/metrics';
+import type { DocketMetrics } from '../infra/metrics';
 import { errorResponses } from './schemas';
 
 /** Counts every answer by route pattern, and serves the registry (engine metrics included) on `/metrics`. */
