@@ -1,16 +1,18 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../contract/messages';
-import { type EngineManifest, expandEnv } from '../core/engine-manifest';
+import { type EngineManifest, expandEnv, resolveConfig } from '../core/engine-manifest';
+import { summarize } from '../core/menagerie';
+import { markingReason } from '../core/plan';
 import { describeSubject, type EngineReport, MAX_INLINE_ARTIFACTS, subjectKey } from '../core/investigation';
 import { BlobNotFoundError, type BlobStore } from '../infra/blob-store';
-import type { DockerRunner } from './docker-runner';
+import type { EngineRunner, EngineRunners } from '../infra/engine-runner';
 import type { EngineRegistry } from '../infra/engine-registry';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from './errors';
 import type { Logger } from '../infra/log';
 import type { DocketMetrics } from '../infra/metrics';
 import { type EngineRequest, interpret, prepareJob } from './protocols';
-import { ProcessRunner, ProcessRunnerDisabledError } from './process-runner';
+import { ProcessRunnerDisabledError } from './runners/process';
 import { ResultCache } from '../infra/result-cache';
 
 export interface RunEngineInput extends EngineRequest {
@@ -21,20 +23,23 @@ export interface RunEngineInput extends EngineRequest {
 
 export interface EngineActivityDeps {
   registry: EngineRegistry;
-  runner: DockerRunner;
+  /** The runners this worker has, one per manifest `runner:` value (activities/runners). */
+  runners: EngineRunners;
   blobs: BlobStore;
   log: Logger;
   /** Where `${NAME}` in manifests is looked up: the worker's environment. */
   env: Record<string, string | undefined>;
   cache?: ResultCache;
   metrics?: DocketMetrics;
-  /** Runs `runner: process` engines; without it they are refused. */
-  processRunner?: ProcessRunner;
 }
 
 export function createEngineActivities(deps: EngineActivityDeps) {
   return {
-    /** Runs one engine on one subject in a hardened container; large output goes to the blob store. */
+    /**
+     * Runs one engine on one subject: its protocol lays out the job, the runner its manifest names
+     * runs it (a hardened container unless `runner: process`), the protocol reads the report; large
+     * output goes to the blob store.
+     */
     async runEngine(input: RunEngineInput): Promise<EngineReport> {
       const context = Context.current();
       const manifest = deps.registry.get(input.engine);
@@ -44,14 +49,28 @@ export function createEngineActivities(deps: EngineActivityDeps) {
           FailureType.unknownEngine,
         );
       }
-      const resolved = { ...manifest, config: expandEnv(manifest.config, deps.env), env: expandEnv(manifest.env, deps.env) };
-      if (input.env) input = { ...input, env: expandEnv(input.env, deps.env) };
       const attempt = context.info.attempt;
       const startedAt = new Date().toISOString();
       const label = `${input.engine} on ${describeSubject(input.subject)}`;
+      // A required config item left empty in this worker's environment fails the job before anything starts.
+      const config = resolveConfig(manifest, deps.env);
+      const notStarted = (message: string): EngineReport => {
+        deps.log.job(input.job, `${label}: ${message}`);
+        return {
+          engine: input.engine, subject: input.subject, status: 'failure', startedAt, finishedAt: new Date().toISOString(), attempt,
+          summary: summarize(message), errorMessage: message, truncated: false, taxonomies: [], artifacts: [],
+        };
+      };
+      // Checked here too, for the jobs no plan looked at (tasks, compliance bots) and a manifest changed since the plan.
+      const refused = markingReason(manifest, input);
+      if (refused) return notStarted(`engine ${input.engine} was not started: ${refused}`);
+      if (!config.ok) return notStarted(`${config.error}; the job was not started`);
+      const resolved = { ...manifest, config: config.config, env: expandEnv(manifest.env, deps.env) };
+      if (input.env) input = { ...input, env: expandEnv(input.env, deps.env) };
       try {
+        const runner = runnerFor(resolved, deps.runners);
         const cacheable = deps.cache && resolved.kind === 'analyzer' && resolved.cache > 0;
-        const identity = cacheable ? await imageIdentity(resolved, deps.runner) : undefined;
+        const identity = cacheable ? await identify(resolved, runner) : undefined;
         const cacheKey = identity
           ? ResultCache.key({
             engine: input.engine, imageId: identity, config: resolved.config,
@@ -66,10 +85,9 @@ export function createEngineActivities(deps: EngineActivityDeps) {
           }
         }
         deps.log.job(input.job, `${label}: running (attempt ${attempt})`);
-        const runner = resolved.runner === 'process' ? deps.processRunner ?? new ProcessRunner(deps.blobs, false) : deps.runner;
         const run = await runner.run({
           ...prepareJob(resolved, input, deps.blobs),
-          imageId: resolved.runner === 'docker' ? identity : undefined,
+          imageId: identity,
           attempt,
           signal: context.cancellationSignal,
           heartbeat: () => context.heartbeat(),
@@ -104,10 +122,20 @@ export function createEngineActivities(deps: EngineActivityDeps) {
 
 export type EngineActivities = ReturnType<typeof createEngineActivities>;
 
+function runnerFor(manifest: EngineManifest, runners: EngineRunners): EngineRunner {
+  const runner = runners.find(manifest.runner);
+  if (runner) return runner;
+  throw ApplicationFailure.nonRetryable(
+    `engine ${manifest.name} names runner: ${manifest.runner}, which this engine worker does not have (runners here: ${runners.list().map((r) => r.kind).join(', ') || 'none'})`,
+    FailureType.unknownEngine,
+  );
+}
+
 /** What a cached result is tied to: the image ID, or the local command of a process engine. */
-async function imageIdentity(manifest: EngineManifest, runner: DockerRunner): Promise<string> {
-  if (manifest.runner === 'process') return `process:${(manifest.command ?? []).join(' ')}`;
-  return runner.resolveImage(manifest.image, manifest.name);
+async function identify(manifest: EngineManifest, runner: EngineRunner): Promise<string> {
+  const identity = await runner.identify(manifest);
+  if (!identity) throw new ImageMissingError(manifest.image, manifest.name);
+  return identity;
 }
 
 function toFailure(error: unknown): unknown {

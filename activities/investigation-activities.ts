@@ -52,6 +52,9 @@ export interface ResponderSettings {
   timeoutMs: number;
   retries: number;
   queuePrefix: string;
+  /** The responder's maxTlp / maxPap; absent in results recorded before they were checked. */
+  maxTlp?: number;
+  maxPap?: number;
 }
 
 /** Light activities run by the main worker, beside the workflows. */
@@ -60,8 +63,9 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
     /** Pairs one round of subjects with the engines that apply. */
     async planInvestigation(id: string, input: InvestigationInput, subjects: Subject[] = []): Promise<InvestigationPlan> {
       const engines = deps.registry.list().map((engine) => engine.manifest);
-      const plan = planJobs(subjects, input.engines, engines, input.respond);
-      deps.log.job(id, `planned ${plan.jobs.length} engine job(s)${plan.errors.length ? `; ${plan.errors.join('; ')}` : ''}`);
+      const plan = planJobs(subjects, input.engines, engines, input.respond, { tlp: input.tlp, pap: input.pap });
+      const skipped = plan.skipped?.length ? `, skipped ${plan.skipped.map((job) => job.engine).join(', ')}` : '';
+      deps.log.job(id, `planned ${plan.jobs.length} engine job(s)${skipped}${plan.errors.length ? `; ${plan.errors.join('; ')}` : ''}`);
       return { ...plan, queuePrefix: deps.queuePrefix };
     },
 
@@ -83,7 +87,9 @@ export function createInvestigationActivities(deps: InvestigationActivityDeps) {
     async responderSettings(name: string): Promise<ResponderSettings | null> {
       const manifest = deps.registry.get(name);
       if (!manifest || manifest.kind !== 'responder') return null;
-      return { engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix };
+      return {
+        engine: name, timeoutMs: manifest.timeout, retries: manifest.retries, queuePrefix: deps.queuePrefix, maxTlp: manifest.maxTlp, maxPap: manifest.maxPap,
+      };
     },
 
     /** Any engine's run settings, or why it cannot run. */

@@ -22,6 +22,7 @@ export const openapi = fp(async (app: FastifyInstance) => {
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a Docket API key, dk_...' } } },
     },
+    transformObject: (documents) => ('openapiObject' in documents ? withLinks(documents.openapiObject) : documents.swaggerObject),
     transform: ({ schema, url, route }) => {
       const role = route.config?.role;
       if (!role) return { schema, url };
@@ -40,6 +41,39 @@ export const openapi = fp(async (app: FastifyInstance) => {
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger());
   await app.register(docsPage);
 });
+
+type Document = Record<string, any>;
+
+// A JSON pointer in a URI fragment: `~` and `/` escaped as RFC 6901 says, then `{` `}` percent-encoded.
+const operation = (path: string, method: string) => `#/paths/${encodeURIComponent(path.replaceAll('~', '~0').replaceAll('/', '~1'))}/${method}`;
+
+/** Where the id an answer gives can be used next (OpenAPI links): clients and fuzzers follow them. */
+const LINKS: Array<{ path: string; method: string; status: string; id: string; to: Array<[name: string, path: string, method: string]> }> = [
+  {
+    path: '/v1/investigations', method: 'post', status: '202', id: '$response.body#/id',
+    to: [
+      ['read', '/v1/investigations/{id}', 'get'],
+      ['result', '/result/{id}', 'get'],
+      ['approve', '/v1/investigations/{id}/approve', 'post'],
+      ['reject', '/v1/investigations/{id}/reject', 'post'],
+      ['cancel', '/v1/investigations/{id}/cancel', 'post'],
+    ],
+  },
+  {
+    path: '/{engine}/upload', method: 'post', status: '200', id: '$response.body#/jobid',
+    to: [['result', '/result/{id}', 'get'], ['link', '/link/{id}', 'get'], ['read', '/v1/investigations/{id}', 'get']],
+  },
+];
+
+function withLinks(document: Document): Document {
+  for (const { path, method, status, id, to } of LINKS) {
+    const response = document.paths?.[path]?.[method]?.responses?.[status];
+    if (!response) continue;
+    response.links = Object.fromEntries(to.filter(([, target, verb]) => document.paths?.[target]?.[verb])
+      .map(([name, target, verb]) => [name, { operationRef: operation(target, verb), parameters: { id } }]));
+  }
+  return document;
+}
 
 const JAVASCRIPT = 'text/javascript; charset=utf-8';
 

@@ -17,6 +17,8 @@ export interface JobOptions {
   force?: boolean;
   /** Cortex `parameters` for the engine (a compliance finding for a bot), beside the idempotency key. */
   parameters?: Record<string, unknown>;
+  /** Cortex's `message` for the engine. */
+  message?: string;
 }
 
 /**
@@ -36,6 +38,7 @@ export async function runEngineJob(id: string, runId: string, job: PlannedJob, o
     return await runEngine({
       job: id, engine: job.engine, subject: job.subject, tlp: options.tlp, pap: options.pap, args: options.args, env: options.env,
       force: options.force,
+      message: options.message,
       parameters: idempotencyKey ? { ...options.parameters, idempotency_key: idempotencyKey, workflow_run: runId } : options.parameters,
     });
   } catch (error) {

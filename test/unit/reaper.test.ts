@@ -1,6 +1,14 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { processAlive } from '../../workers/reaper';
+import { mkdirSync, mkdtempSync, readdirSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { DockerRunner } from '../../activities/runners/docker';
+import { ProcessRunner } from '../../activities/runners/process';
+import { silentLogger } from '../../infra/log';
+import { processAlive, reapOrphans } from '../../workers/reaper';
+import { tempBlobStore } from '../helpers/engines';
 
 describe('the reaper\'s idea of a live worker', () => {
   it('counts a running process as alive and a nonsense pid as dead', () => {
@@ -23,5 +31,44 @@ describe('the reaper\'s idea of a live worker', () => {
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+});
+
+describe('the reaper, through the engine runners', () => {
+  const HOUR = 60 * 60_000;
+  const alive = (pid: number) => pid === process.pid;
+
+  /** A folder of process-runner job folders: one per owner pid given, plus one that is not Docket's. */
+  function jobFolders(pids: number[]): string {
+    const dir = mkdtempSync(join(tmpdir(), 'docket-reaper-'));
+    for (const pid of pids) mkdirSync(join(dir, `docket-job-${pid}-nap-a1b2c3`));
+    mkdirSync(join(dir, 'docket-blobs-a1b2c3'));
+    return dir;
+  }
+
+  it('removes the job folders of process engines whose worker is gone, and keeps a live worker\'s and anything not Docket\'s', async () => {
+    const dead = 999_999_999;
+    const dir = jobFolders([dead, process.pid]);
+    const runner = new ProcessRunner(await tempBlobStore(), true, dir);
+    const reaped = await reapOrphans([runner], { maxAgeMs: HOUR, log: silentLogger, isAlive: alive });
+    expect(reaped).toEqual({ containers: [], volumes: [], folders: [join(dir, `docket-job-${dead}-nap-a1b2c3`)] });
+    expect(readdirSync(dir).sort()).toEqual(['docket-blobs-a1b2c3', `docket-job-${process.pid}-nap-a1b2c3`]);
+  });
+
+  it('removes a live worker\'s job folder once it is older than the longest a job may take', async () => {
+    const dir = jobFolders([process.pid]);
+    const old = new Date(Date.now() - 2 * HOUR);
+    utimesSync(join(dir, `docket-job-${process.pid}-nap-a1b2c3`), old, old);
+    await reapOrphans([new ProcessRunner(await tempBlobStore(), true, dir)], { maxAgeMs: HOUR, log: silentLogger, isAlive: alive });
+    expect(readdirSync(dir)).toEqual(['docket-blobs-a1b2c3']);
+  });
+
+  it('still reaps through the other runners when one cannot be asked, then fails naming the one that could not', async () => {
+    const dir = jobFolders([999_999_999]);
+    const blobs = await tempBlobStore();
+    const unreachable = new DockerRunner(new Docker({ socketPath: join(dir, 'no-docker.sock') }), blobs);
+    const reaping = reapOrphans([unreachable, new ProcessRunner(blobs, true, dir)], { maxAgeMs: HOUR, log: silentLogger, isAlive: alive });
+    await expect(reaping).rejects.toThrow(/^cannot reap through Docker: /);
+    expect(readdirSync(dir)).toEqual(['docket-blobs-a1b2c3']);
   });
 });

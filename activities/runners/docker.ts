@@ -4,86 +4,14 @@ import { once } from 'node:events';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
-import type { BlobStore, PutResult } from '../infra/blob-store';
-import { DEFAULT_EGRESS_NETWORK, type EgressNetwork, ensureEgressNetwork } from './egress-network';
-import { DockerUnavailableError, EngineTimeoutError, ImageMissingError, isTransientDockerError } from './errors';
-import { type Logger, silentLogger } from '../infra/log';
-
-/** A file or folder placed in the job volume before the engine starts (paths relative to the mount). */
-export interface InputEntry {
-  name: string;
-  type: 'file' | 'directory';
-  mode: number;
-  /** For files: the content and its exact size. */
-  size?: number;
-  open?: () => Promise<Readable> | Readable;
-}
-
-export interface ContainerJob {
-  engine: string;
-  image: string;
-  /** The image ID the tag was already resolved to (for the result cache), so it is not asked twice. */
-  imageId?: string;
-  job: string;
-  attempt: number;
-  entrypoint?: string[];
-  cmd: string[];
-  env: Record<string, string>;
-  user?: string;
-  /** Where the per-job volume is mounted. */
-  mountpoint: string;
-  input: InputEntry[];
-  /** Path under the mountpoint copied out after the run (a file or a folder); none for stdout engines. */
-  outputPath?: string;
-  limits: { memory: number; cpus: number; pids: number; output: number; tmp: number };
-  network: 'none' | 'egress';
-  /** Named volumes shared across jobs (created on first use). */
-  volumes?: Array<{ name: string; target: string; readonly: boolean }>;
-  timeoutMs: number;
-  signal?: AbortSignal;
-  heartbeat?: () => void;
-}
-
-export interface OutputFile {
-  /** Path relative to the copied-out folder (or the file's own name). */
-  path: string;
-  blob: PutResult;
-}
-
-/**
- * An engine's output files, stored as they stream out, all of them together capped at the engine's
- * output limit: past it each file keeps its first bytes only and the run is flagged truncated.
- */
-export class OutputCollector {
-  readonly outputs: OutputFile[] = [];
-  truncated = false;
-  private budget: number;
-
-  constructor(private readonly blobs: BlobStore, limit: number) {
-    this.budget = limit;
-  }
-
-  async add(path: string, source: Readable | AsyncIterable<Uint8Array>): Promise<void> {
-    const blob = await this.blobs.put(source, { limit: this.budget, truncate: true });
-    this.budget -= blob.size;
-    this.truncated ||= blob.truncated;
-    this.outputs.push({ path, blob });
-  }
-}
-
-export interface ContainerRun {
-  imageId: string;
-  exitCode: number;
-  oomKilled: boolean;
-  stdout: PutResult;
-  stderr: PutResult;
-  outputs: OutputFile[];
-  /** Some output was cut at `limits.output`. */
-  truncated: boolean;
-  /** The job folder ran out of space (or inodes): the engine tried to write past its output limit. */
-  jobFolderFull: boolean;
-  durationMs: number;
-}
+import type { EngineManifest } from '../../core/engine-manifest';
+import type { BlobStore } from '../../infra/blob-store';
+import {
+  type EngineJob, type EngineRun, type EngineRunner, type InputEntry, OutputCollector, type OutputFile, type Reaped, type ReapScope,
+} from '../../infra/engine-runner';
+import { type Logger, silentLogger } from '../../infra/log';
+import { DEFAULT_EGRESS_NETWORK, type EgressNetwork, ensureEgressNetwork } from './docker-egress';
+import { DockerUnavailableError, EngineTimeoutError, ImageMissingError, isTransientDockerError } from '../errors';
 
 /** The user engines run as when their manifest names none: `nobody`. */
 export const DEFAULT_ENGINE_USER = '65534:65534';
@@ -116,7 +44,15 @@ export interface DockerRunnerOptions {
   log?: Logger;
   /** The image of the container that keeps each job volume mounted while the job runs. */
   holderImage?: string;
+  /** Told how long each Docker API call of a job took (bench/latency.ts); off unless given. */
+  timing?: DockerTiming;
 }
+
+/** One Docker API call of a job: which step (`volume`, `create`, `wait`…), for which job, and its duration. */
+export type DockerTiming = (step: DockerStep, ms: number, job: string) => void;
+export type DockerStep =
+  | 'image' | 'volume' | 'holder create' | 'holder start' | 'archive in' | 'create' | 'attach' | 'start' | 'wait' | 'inspect'
+  | 'measure folder' | 'archive out' | 'remove containers' | 'remove volume';
 
 /** The holder image is missing: nothing to retry until the base image is built. */
 export class HolderImageMissingError extends ImageMissingError {
@@ -126,16 +62,38 @@ export class HolderImageMissingError extends ImageMissingError {
   }
 }
 
-export class DockerRunner {
+/**
+ * Runs each job in a hardened container on the Docker host `docker` talks to (local or DOCKER_HOST):
+ * no network unless `network: egress`, a read-only root, every capability dropped, a size-capped job
+ * folder, and nothing left behind.
+ */
+export class DockerRunner implements EngineRunner {
+  readonly kind = 'docker' as const;
+  readonly title = 'Docker';
   private readonly egressNetwork: string;
   private readonly log: Logger;
   private readonly holderImage: string;
   private egress?: Promise<EgressNetwork>;
+  /** Public so that a benchmark can turn it on in a system already started; see DockerRunnerOptions. */
+  timing?: DockerTiming;
 
   constructor(private readonly docker: Docker, private readonly blobs: BlobStore, options: DockerRunnerOptions = {}) {
     this.egressNetwork = options.egressNetwork ?? DEFAULT_EGRESS_NETWORK;
     this.log = options.log ?? silentLogger;
     this.holderImage = options.holderImage ?? HOLDER_IMAGE;
+    this.timing = options.timing;
+  }
+
+  /** Runs one Docker call, telling the timing hook its duration when there is one. */
+  private async timed<T>(step: DockerStep, job: string, fn: () => Promise<T>): Promise<T> {
+    const hook = this.timing;
+    if (!hook) return fn();
+    const started = performance.now();
+    try {
+      return await fn();
+    } finally {
+      hook(step, performance.now() - started, job);
+    }
   }
 
   /**
@@ -150,13 +108,67 @@ export class DockerRunner {
     return this.egress;
   }
 
+  /** Creates and confines the egress network when one of these engines opts into egress. */
+  async prepare(manifests: EngineManifest[]): Promise<void> {
+    if (manifests.some((manifest) => manifest.network === 'egress')) await this.ensureEgress();
+  }
+
+  identify(manifest: EngineManifest): Promise<string | undefined> {
+    return this.imageId(manifest.image);
+  }
+
+  async health(): Promise<string> {
+    await this.docker.ping();
+    return 'Docker answers';
+  }
+
+  /**
+   * Removes engine containers, job folder holders and job volumes whose owner `scope` calls orphaned.
+   * Holders keep job volumes (tmpfs) mounted, so they go with the engine containers, before the volumes.
+   */
+  async reap(scope: ReapScope): Promise<Reaped> {
+    const reaped: Reaped = { containers: [], volumes: [], folders: [] };
+    const containers = [
+      ...(await this.docker.listContainers({ all: true, filters: { label: ['docket.job'] } })),
+      ...(await this.docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } })),
+    ];
+    for (const info of containers) {
+      if (!scope.orphaned(info.Labels?.[OWNER_LABEL], info.Created * 1000)) continue;
+      await this.docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
+      reaped.containers.push(info.Id);
+      const holder = info.Labels[HOLDER_LABEL];
+      scope.log.info(holder
+        ? `reaper: removed job folder holder ${info.Id.slice(0, 12)} of job ${holder} (${info.Labels[HOLDER_ENGINE_LABEL]})`
+        : `reaper: removed container ${info.Id.slice(0, 12)} of job ${info.Labels['docket.job']} (${info.Labels['docket.engine']})`);
+    }
+    const { Volumes: volumes } = await this.docker.listVolumes({ filters: { label: ['docket.job'] } });
+    for (const volume of volumes ?? []) {
+      const created = Date.parse((volume as { CreatedAt?: string }).CreatedAt ?? '') || Date.now();
+      if (!scope.orphaned(volume.Labels?.[OWNER_LABEL], created)) continue;
+      try {
+        await this.docker.getVolume(volume.Name).remove();
+        reaped.volumes.push(volume.Name);
+        scope.log.info(`reaper: removed volume ${volume.Name} of job ${volume.Labels?.['docket.job']}`);
+      } catch {
+        // Still in use by a container being removed; the next pass takes it.
+      }
+    }
+    return reaped;
+  }
+
   /** The image ID a tag resolves to now; ImageMissingError when it is not on the host. */
-  async resolveImage(image: string, engine: string): Promise<string> {
+  private async resolveImage(image: string, engine: string): Promise<string> {
+    const id = await this.imageId(image);
+    if (!id) throw new ImageMissingError(image, engine);
+    return id;
+  }
+
+  private async imageId(image: string): Promise<string | undefined> {
     try {
       const info = await this.docker.getImage(image).inspect();
       return info.Id;
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) throw new ImageMissingError(image, engine);
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
       throw wrapDockerError(error, `inspecting image ${image}`);
     }
   }
@@ -167,8 +179,8 @@ export class DockerRunner {
    * the last container using it stops, so a holder container keeps it mounted for the job's life;
    * the input goes in and the output comes out through the holder, by the archive API.
    */
-  async run(job: ContainerJob): Promise<ContainerRun> {
-    const imageId = job.imageId ?? await this.resolveImage(job.image, job.engine);
+  async run(job: EngineJob): Promise<EngineRun> {
+    const imageId = job.imageId ?? await this.timed('image', job.job, () => this.resolveImage(job.image, job.engine));
     const labels = {
       'docket.job': job.job,
       'docket.engine': job.engine,
@@ -180,26 +192,28 @@ export class DockerRunner {
     let container: Docker.Container | undefined;
     const started = Date.now();
     try {
-      await call(
+      await this.timed('volume', job.job, () => call(
         () => this.docker.createVolume({ Name: volumeName, Driver: 'local', DriverOpts: jobVolumeOptions(job), Labels: labels }),
         'creating the job volume',
-      );
+      ));
       holder = await this.startHolder(job, volumeName);
       const archive = await packInput(job.input);
       // Destroyed either way, so the inputs it holds open are closed even when Docker never read it.
-      await call(() => holder!.putArchive(archive, { path: job.mountpoint }), 'copying the input in').finally(() => archive.destroy());
+      await this.timed('archive in', job.job, () => call(() => holder!.putArchive(archive, { path: job.mountpoint }), 'copying the input in'))
+        .finally(() => archive.destroy());
       const network = job.network === 'egress' ? (await this.ensureEgress()).name : 'none';
-      container = await call(
-        () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, network)),
+      const user = await this.userFor(job, imageId);
+      container = await this.timed('create', job.job, () => call(
+        async () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, network, user)),
         `creating the ${job.engine} container`,
-      ).catch((error) => {
+      )).catch((error) => {
         // The network may have been removed under a long-lived worker: look it up again next time.
         if (job.network === 'egress') this.egress = undefined;
         throw error;
       });
       const { exitCode, oomKilled, stdout, stderr } = await this.execute(container, job);
-      const jobFolderFull = await this.jobFolderFull(holder, job.mountpoint);
-      const { outputs, truncated: outputTruncated } = await this.copyOut(holder, job);
+      const jobFolderFull = await this.timed('measure folder', job.job, () => this.jobFolderFull(holder!, job.mountpoint));
+      const { outputs, truncated: outputTruncated } = await this.timed('archive out', job.job, () => this.copyOut(holder!, job));
       return {
         imageId,
         exitCode,
@@ -212,11 +226,23 @@ export class DockerRunner {
         durationMs: Date.now() - started,
       };
     } finally {
-      await this.cleanup([container, holder], volumeName);
+      await this.cleanup([container, holder], volumeName, job.job);
     }
   }
 
-  private async startHolder(job: ContainerJob, volumeName: string): Promise<Docker.Container> {
+  /**
+   * The manifest's user; else, for a job run as Cortex runs it, the image's own user when that is not
+   * root (an image built to run as `analyzer` may keep its files from others); else `nobody`.
+   */
+  private async userFor(job: EngineJob, imageId: string): Promise<string> {
+    if (job.user) return job.user;
+    if (!job.imageSetup) return DEFAULT_ENGINE_USER;
+    const info = await this.timed('image', job.job, () => call(() => this.docker.getImage(imageId).inspect(), `inspecting image ${job.image}`));
+    const user = info.Config?.User?.trim() ?? '';
+    return user && !isRoot(user) ? user : DEFAULT_ENGINE_USER;
+  }
+
+  private async startHolder(job: EngineJob, volumeName: string): Promise<Docker.Container> {
     const labels = {
       [HOLDER_LABEL]: job.job,
       [HOLDER_ENGINE_LABEL]: job.engine,
@@ -225,13 +251,13 @@ export class DockerRunner {
     };
     let holder: Docker.Container;
     try {
-      holder = await this.docker.createContainer(holderSpec(this.holderImage, job.mountpoint, volumeName, labels));
+      holder = await this.timed('holder create', job.job, () => this.docker.createContainer(holderSpec(this.holderImage, job.mountpoint, volumeName, labels)));
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) throw new HolderImageMissingError(this.holderImage, job.engine);
       throw wrapDockerError(error, 'creating the job folder holder');
     }
     try {
-      await holder.start();
+      await this.timed('holder start', job.job, () => holder.start());
     } catch (error) {
       await holder.remove({ force: true }).catch(() => undefined);
       throw wrapDockerError(error, 'starting the job folder holder');
@@ -247,11 +273,11 @@ export class DockerRunner {
     return freeBlocks === 0 || freeInodes === 0;
   }
 
-  private async execute(container: Docker.Container, job: ContainerJob) {
-    const stream = (await call(
+  private async execute(container: Docker.Container, job: EngineJob) {
+    const stream = (await this.timed('attach', job.job, () => call(
       () => container.attach({ stream: true, stdout: true, stderr: true, hijack: true }),
       'attaching to the container',
-    )) as NodeJS.ReadableStream & { destroy?: () => void };
+    ))) as NodeJS.ReadableStream & { destroy?: () => void };
     const stdoutSink = new PassThrough({ highWaterMark: 256 * 1024 });
     const stderrSink = new PassThrough({ highWaterMark: 256 * 1024 });
     const storing = Promise.all([
@@ -274,12 +300,12 @@ export class DockerRunner {
     const onAbort = () => { cancelled = true; void kill(); };
     job.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await call(() => container.start(), `starting the ${job.engine} container`);
+      await this.timed('start', job.job, () => call(() => container.start(), `starting the ${job.engine} container`));
       job.heartbeat?.();
-      await call(() => container.wait(), 'waiting for the container');
+      await this.timed('wait', job.job, () => call(() => container.wait(), 'waiting for the container'));
       await demuxing;
       const [stdout, stderr] = await storing;
-      const state = (await call(() => container.inspect(), 'inspecting the finished container')).State;
+      const state = (await this.timed('inspect', job.job, () => call(() => container.inspect(), 'inspecting the finished container'))).State;
       if (cancelled) throw job.signal?.reason ?? new Error('cancelled');
       if (timedOut) throw new EngineTimeoutError(job.engine, job.timeoutMs);
       return { exitCode: state.ExitCode, oomKilled: state.OOMKilled, stdout, stderr };
@@ -292,7 +318,7 @@ export class DockerRunner {
   }
 
   /** Copies the output path out of the holder by the archive API, capping the total at `limits.output`. */
-  private async copyOut(container: Docker.Container, job: ContainerJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
+  private async copyOut(container: Docker.Container, job: EngineJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
     if (!job.outputPath) return { outputs: [], truncated: false };
     const path = `${job.mountpoint.replace(/\/$/, '')}/${job.outputPath}`;
     let archive: NodeJS.ReadableStream;
@@ -331,22 +357,24 @@ export class DockerRunner {
     return { outputs: collected.outputs, truncated: collected.truncated };
   }
 
-  private async cleanup(containers: Array<Docker.Container | undefined>, volumeName: string): Promise<void> {
-    for (const container of containers) {
-      if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
-    }
-    await this.docker.getVolume(volumeName).remove().catch(() => undefined);
+  private async cleanup(containers: Array<Docker.Container | undefined>, volumeName: string, job: string): Promise<void> {
+    await this.timed('remove containers', job, async () => {
+      for (const container of containers) {
+        if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
+      }
+    });
+    await this.timed('remove volume', job, () => this.docker.getVolume(volumeName).remove().catch(() => undefined));
   }
 }
 
 /** The job volume's size: every input file in whole pages, the output limit and the margin. */
-export function jobVolumeSize(job: Pick<ContainerJob, 'input' | 'limits'>): number {
+export function jobVolumeSize(job: Pick<EngineJob, 'input' | 'limits'>): number {
   const input = job.input.reduce((sum, entry) => sum + (entry.type === 'file' ? pages(entry.size ?? 0) * PAGE : 0), 0);
   return input + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
 }
 
 /** A local-driver tmpfs: size and inodes capped, root-owned so only the folders the protocol opens are writable. */
-function jobVolumeOptions(job: ContainerJob): Record<string, string> {
+function jobVolumeOptions(job: EngineJob): Record<string, string> {
   const inodes = job.input.length + pages(job.limits.output) + SPARE_INODES;
   return {
     type: 'tmpfs',
@@ -396,15 +424,22 @@ async function execText(container: Docker.Container, cmd: string[]): Promise<str
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function containerSpec(job: ContainerJob, imageId: string, volumeName: string, labels: Record<string, string>, network: string): Docker.ContainerCreateOptions {
+/** `root`, `0`, `root:…` or `0:…`: a user Docket never runs an engine as unless its manifest says so. */
+function isRoot(user: string): boolean {
+  const name = user.split(':')[0];
+  return name === 'root' || name === '0';
+}
+
+function containerSpec(job: EngineJob, imageId: string, volumeName: string, labels: Record<string, string>, network: string, user: string): Docker.ContainerCreateOptions {
   return {
     Image: imageId,
     Entrypoint: job.entrypoint,
     Cmd: job.cmd,
     Env: Object.entries({ HOME: '/tmp', ...job.env }).map(([key, value]) => `${key}=${value}`),
-    User: job.user ?? DEFAULT_ENGINE_USER,
+    User: user,
     Labels: labels,
-    WorkingDir: job.mountpoint,
+    // Unset keeps the image's WORKDIR, where Cortex-Analyzers' relative entry points resolve.
+    WorkingDir: job.imageSetup ? undefined : job.mountpoint,
     NetworkDisabled: job.network === 'none',
     AttachStdout: true,
     AttachStderr: true,

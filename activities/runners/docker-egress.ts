@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
-import type { Logger } from '../infra/log';
+import type { Logger } from '../../infra/log';
 
 /** Marks the networks Docket created and confines; a network without it is the operator's own. */
 export const EGRESS_NETWORK_LABEL = 'docket.network';
