@@ -1,12 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { BlobRef } from '../core/investigation';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 
-/** Raised when a stream grows past the limit its caller set; nothing is left on disk. */
+/** Raised when a stream grows past the limit its caller set; nothing is left in the store. */
 export class BlobTooLargeError extends Error {
   constructor(readonly limit: number) {
     super(`the upload is larger than the limit of ${limit} bytes`);
@@ -16,6 +11,12 @@ export class BlobTooLargeError extends Error {
 export class BlobNotFoundError extends Error {
   constructor(readonly sha256: string) {
     super(`blob ${sha256} is not in the blob store`);
+  }
+}
+
+export class ChecksumMismatchError extends Error {
+  constructor(readonly expected: string, readonly actual: string) {
+    super(`the content's sha256 is ${actual}, not the ${expected} the client sent`);
   }
 }
 
@@ -34,118 +35,94 @@ export interface PutResult {
   truncated: boolean;
 }
 
-const SHA256 = /^[0-9a-f]{64}$/;
-/** Samples and reports are for Docket's user alone, whatever the process umask. */
-const PRIVATE_DIR = 0o700;
-const PRIVATE_FILE = 0o600;
+export type BlobSource = Readable | AsyncIterable<Uint8Array>;
 
 /**
- * A content-addressed store on the local filesystem: `<root>/sha256/ab/abcdef…`. Writes go to a
- * temporary file that is renamed into place once the hash is known, so a reader never sees a partial
- * blob and a refused or aborted write leaves nothing behind.
+ * Content-addressed storage for samples, engine outputs and large reports, referenced by sha256 (claim
+ * check). A put streams and hashes as it goes, and either stores the whole blob under its hash or
+ * leaves nothing behind; a reader never sees a partial blob. Implementations: the filesystem
+ * (blob-store-fs.ts, the embedded default) and S3-compatible servers (blob-store-s3.ts).
  */
-export class BlobStore {
-  private readonly tmpDir: string;
+export interface BlobStore {
+  /** Where the blobs are, for messages: a folder or an `s3://` URL. */
+  readonly location: string;
+  put(source: BlobSource, options?: PutOptions): Promise<PutResult>;
+  putBuffer(data: Uint8Array | string, options?: PutOptions): Promise<PutResult>;
+  has(sha256: string): Promise<boolean>;
+  /** The blob's size in bytes; BlobNotFoundError when it is not there. */
+  size(sha256: string): Promise<number>;
+  /** A read stream of the blob, or of bytes `start` to `end` inclusive; BlobNotFoundError when it is not there. */
+  open(sha256: string, range?: { start?: number; end?: number }): Promise<Readable>;
+  /** The blob's first `maxBytes` bytes (all of it by default). */
+  read(sha256: string, maxBytes?: number): Promise<Buffer>;
+  remove(sha256: string): Promise<void>;
+  /**
+   * Removes blobs last written before `cutoff`, and unfinished uploads begun before it (a process killed
+   * mid-upload); answers how many blobs went. Storing content again counts as writing it.
+   */
+  removeOlderThan(cutoff: Date): Promise<number>;
+  /** Releases connections; the store is not used afterwards. */
+  close(): Promise<void>;
+}
 
-  constructor(readonly root: string) {
-    this.tmpDir = join(root, 'tmp');
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** Refuses anything but a lowercase hex sha256, so a reference can never name another path or key. */
+export function checkedSha256(sha256: string): string {
+  if (!SHA256.test(sha256)) throw new BlobNotFoundError(sha256);
+  return sha256;
+}
+
+/**
+ * Hashes and counts what passes through `pass`, enforcing PutOptions on the way: past the limit it
+ * fails (or, truncating, drops the rest while still draining the source so its producer never stalls).
+ */
+export class Meter {
+  size = 0;
+  truncated = false;
+  private readonly hash = createHash('sha256');
+  private readonly limit: number;
+
+  constructor(private readonly options: PutOptions) {
+    this.limit = options.limit ?? Number.POSITIVE_INFINITY;
   }
 
-  async init(): Promise<this> {
-    await mkdir(this.tmpDir, { recursive: true, mode: PRIVATE_DIR });
-    await mkdir(join(this.root, 'sha256'), { recursive: true, mode: PRIVATE_DIR });
-    return this;
-  }
-
-  pathOf(sha256: string): string {
-    if (!SHA256.test(sha256)) throw new BlobNotFoundError(sha256);
-    return join(this.root, 'sha256', sha256.slice(0, 2), sha256);
-  }
-
-  async has(sha256: string): Promise<boolean> {
-    try {
-      await stat(this.pathOf(sha256));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  async size(sha256: string): Promise<number> {
-    try {
-      return (await stat(this.pathOf(sha256))).size;
-    } catch {
-      throw new BlobNotFoundError(sha256);
-    }
-  }
-
-  /** Streams `source` into the store, hashing as it goes. */
-  async put(source: Readable | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const hash = createHash('sha256');
-    let size = 0;
-    let truncated = false;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        if (truncated) return done();
-        let piece = chunk;
-        if (size + piece.length > limit) {
-          if (!options.truncate) return done(new BlobTooLargeError(limit));
-          piece = piece.subarray(0, limit - size);
-          truncated = true;
-        }
-        size += piece.length;
-        hash.update(piece);
-        done(null, piece);
-      },
-    });
-    try {
-      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE }));
-      const sha256 = hash.digest('hex');
-      if (options.expectSha256 && options.expectSha256.toLowerCase() !== sha256) {
-        throw new ChecksumMismatchError(options.expectSha256, sha256);
+  async *pass(source: BlobSource): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      if (this.truncated) continue;
+      let piece = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      if (this.size + piece.length > this.limit) {
+        if (!this.options.truncate) throw new BlobTooLargeError(this.limit);
+        piece = piece.subarray(0, this.limit - this.size);
+        this.truncated = true;
       }
-      const target = this.pathOf(sha256);
-      await mkdir(join(this.root, 'sha256', sha256.slice(0, 2)), { recursive: true, mode: PRIVATE_DIR });
-      await rename(tmp, target);
-      return { sha256, size, truncated };
-    } catch (error) {
-      await rm(tmp, { force: true });
-      throw error;
+      this.size += piece.length;
+      this.hash.update(piece);
+      if (piece.length) yield piece;
     }
   }
 
-  async putBuffer(data: Uint8Array | string, options: PutOptions = {}): Promise<PutResult> {
-    const buffer = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data);
-    return this.put((async function* () { yield buffer; })(), options);
-  }
-
-  async ref(sha256: string, meta: Omit<BlobRef, 'sha256' | 'size'> = {}): Promise<BlobRef> {
-    return { sha256, size: await this.size(sha256), ...meta };
-  }
-
-  /** A read stream of the blob, or of its first `end + 1` bytes. */
-  async open(sha256: string, range: { start?: number; end?: number } = {}): Promise<Readable> {
-    await this.size(sha256);
-    return createReadStream(this.pathOf(sha256), range);
-  }
-
-  async read(sha256: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
-    const end = Number.isFinite(maxBytes) ? Math.max(0, maxBytes - 1) : undefined;
-    if (maxBytes === 0) return Buffer.alloc(0);
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.open(sha256, { end })) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  }
-
-  async remove(sha256: string): Promise<void> {
-    await rm(this.pathOf(sha256), { force: true });
+  /** The result once the source is exhausted; ChecksumMismatchError when the client's hash differs. */
+  finish(): PutResult {
+    const sha256 = this.hash.digest('hex');
+    const expected = this.options.expectSha256;
+    if (expected && expected.toLowerCase() !== sha256) throw new ChecksumMismatchError(expected, sha256);
+    return { sha256, size: this.size, truncated: this.truncated };
   }
 }
 
-export class ChecksumMismatchError extends Error {
-  constructor(readonly expected: string, readonly actual: string) {
-    super(`the content's sha256 is ${actual}, not the ${expected} the client sent`);
-  }
+export function bufferSource(data: Uint8Array | string): AsyncIterable<Uint8Array> {
+  const buffer = Buffer.from(data);
+  return (async function* () { yield buffer; })();
+}
+
+export async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The inclusive range that reads the first `maxBytes` bytes, or undefined for all of them. */
+export function prefixRange(maxBytes: number): { end?: number } {
+  return Number.isFinite(maxBytes) ? { end: maxBytes - 1 } : {};
 }

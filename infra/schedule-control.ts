@@ -13,7 +13,8 @@ import { parse as parseYaml } from 'yaml';
 import { describeIssues } from '../core/engine-manifest';
 import { InvestigationInput, RECEIVED_MEMO, TaskInput } from '../core/investigation';
 import { checkWebhook } from '../core/notify-targets';
-import { sourceKey, temporalScheduleId, WorkflowType } from '../contract/messages';
+import { type DocketClient, scheduledStart } from '../contract/client';
+import { temporalScheduleId, WorkflowType } from '../contract/messages';
 import { type OverlapPolicy, type ScheduleDefinition, validateSchedule } from '../core/schedule-definition';
 import type { Logger } from './log';
 
@@ -163,26 +164,20 @@ export function compileSchedule(loaded: LoadedSchedule, context: ScheduleContext
     intervalMs: schedule.interval,
     offsetMs: schedule.offset,
   };
-  let workflowType: WorkflowType;
-  let input: unknown;
-  let memo: Record<string, unknown>;
+  const scheduleId = temporalScheduleId(context.queuePrefix, schedule.id);
+  let action: ReturnType<typeof scheduledStart>;
   if (schedule.action.investigate) {
     const parsed = InvestigationInput.safeParse({ ...schedule.action.investigate, source: 'schedule', notify: notify.notify, requester });
     if (!parsed.success) return { ok: false, error: `${file}: action.investigate: ${describeIssues(parsed.error)}` };
-    workflowType = WorkflowType.investigation;
-    input = parsed.data;
-    // What Investigations.start records, so GET /result and /v1/investigations read scheduled runs alike.
-    memo = { ...RECEIVED_MEMO, docketSchedule: origin };
+    // What DocketClient.startInvestigation records, so GET /result and /v1/investigations read scheduled runs alike.
+    action = scheduledStart(context.taskQueue, WorkflowType.investigation, parsed.data, { workflowId: scheduleId, memo: { ...RECEIVED_MEMO, docketSchedule: origin } });
   } else {
     // Env values stay as written, ${NAME} included: the engine worker expands them, so no secret
     // enters the schedule or the workflow history.
     const parsed = TaskInput.safeParse({ ...schedule.action.run, source: 'schedule', notify: notify.notify, requester });
     if (!parsed.success) return { ok: false, error: `${file}: action.run: ${describeIssues(parsed.error)}` };
-    workflowType = WorkflowType.task;
-    input = parsed.data;
-    memo = { docketSchedule: origin };
+    action = scheduledStart(context.taskQueue, WorkflowType.task, parsed.data, { workflowId: scheduleId, memo: { docketSchedule: origin } });
   }
-  const scheduleId = temporalScheduleId(context.queuePrefix, schedule.id);
   const spec = schedule.cron !== undefined
     ? { cronExpressions: [schedule.cron], timezone: schedule.timezone }
     : { intervals: [{ every: schedule.interval as number, offset: schedule.offset }], timezone: schedule.timezone };
@@ -193,16 +188,7 @@ export function compileSchedule(loaded: LoadedSchedule, context: ScheduleContext
     options: {
       scheduleId,
       spec,
-      action: {
-        type: 'startWorkflow',
-        workflowType,
-        // Temporal appends the scheduled time, so each run has its own workflow ID.
-        workflowId: scheduleId,
-        taskQueue: context.taskQueue,
-        args: [input],
-        memo,
-        searchAttributes: { [sourceKey.name]: ['schedule'] },
-      },
+      action,
       policies: { overlap: overlapPolicy(schedule.overlap), catchupWindow: schedule.catchupWindow },
       state: { paused: schedule.paused, note: `defined by ${file}` },
       memo: { managedBy: MANAGED_BY, queuePrefix: context.queuePrefix, file },
@@ -383,7 +369,11 @@ export interface ListedSchedule {
 
 /** The controls on Docket's schedules, through the Temporal client only (the API and the CLI use them). */
 export class DocketSchedules {
-  constructor(private readonly client: Client, private readonly queuePrefix: string) {}
+  private readonly client: Client;
+
+  constructor(private readonly temporal: DocketClient, private readonly queuePrefix: string) {
+    this.client = temporal.client;
+  }
 
   async list(): Promise<ListedSchedule[]> {
     const ids: string[] = [];
@@ -476,9 +466,7 @@ export class DocketSchedules {
     const { workflowId, firstExecutionRunId } = action.action.workflow;
     const run: ScheduleRun = { workflowId, scheduledAt: action.scheduledAt.toISOString(), startedAt: action.takenAt.toISOString(), status: 'UNKNOWN' };
     try {
-      const handle = this.client.workflow.getHandle(workflowId, firstExecutionRunId);
-      run.status = (await handle.describe()).status.name;
-      if (run.status === 'COMPLETED') run.outcome = ((await handle.result()) as { status?: string } | undefined)?.status;
+      Object.assign(run, await this.temporal.runState(workflowId, firstExecutionRunId));
     } catch {
       // Retention may have removed an old run; it stays listed with its times.
     }

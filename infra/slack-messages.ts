@@ -49,6 +49,7 @@ const JOB_ICONS: Record<EngineJobState['state'], string> = {
   failure: ':x:',
   timeout: ':alarm_clock:',
   error: ':warning:',
+  skipped: ':fast_forward:',
 };
 
 const VERDICT_ICONS: Record<TaxonomyLevel, string> = {
@@ -126,7 +127,7 @@ function jobLine(job: EngineJobState): string {
   const type = at > 0 ? job.subject.slice(0, at) : job.subject;
   const data = at > 0 ? job.subject.slice(at + 1) : '';
   const subject = type === 'file' ? `file ${code(data)}` : `${escape(type)} ${showObservable(data)}`;
-  return `${JOB_ICONS[job.state]} ${escape(job.engine)} · ${subject} — ${job.state}${job.cached ? ' (cached)' : ''}`;
+  return `${JOB_ICONS[job.state]} ${escape(job.engine)} · ${subject} — ${job.state}${job.cached ? ' (cached)' : ''}${job.reason ? `: ${escape(job.reason)}` : ''}`;
 }
 
 /** One line for a response, saying who decided it, or that nobody did in time. */
@@ -135,7 +136,7 @@ export function responseLine(response: ResponseRecord): string {
   const approval = response.approval;
   const by = approval.by ? ` by ${slackName(approval.by)}` : '';
   const why = approval.reason ? ` (${escape(approval.reason)})` : '';
-  const outcome = response.report ? ` — ran: ${response.report.status}` : '';
+  const outcome = response.report ? ` — ran: ${response.report.status}` : response.skipped ? ` — skipped: ${escape(response.skipped)}` : '';
   switch (approval.state) {
     case 'pending': return `:raising_hand: ${what} waits for approval${approval.expiresAt ? ` until ${approval.expiresAt}` : ''}`;
     case 'approved': return `:heavy_check_mark: ${what} approved${by}${why}${outcome}`;
@@ -207,6 +208,10 @@ export function summaryMessage(report: InvestigationReport, links: Links): Slack
   if (engines.size) {
     const line = [...engines].map(([name, count]) => `${escape(name)} ${count.ok} ok${count.failed ? `, ${count.failed} failed` : ''}`).join(' · ');
     blocks.push(context(`Engines: ${line}`));
+  }
+  const skipped = report.skipped ?? [];
+  if (skipped.length) {
+    blocks.push(context(`Skipped: ${clip(skipped.slice(0, 5).map((job) => `${escape(job.engine)} (${escape(job.reason)})`).join(' · '), 1000)}`));
   }
   for (const response of report.responses) blocks.push(section(responseLine(response)));
   if (report.errors.length) blocks.push(context(`:warning: ${report.errors.slice(0, 5).map(escape).join('\n')}`));

@@ -4,11 +4,12 @@ import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker'
 import Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics } from 'prom-client';
-import { BlobStore } from '../infra/blob-store';
-import { DockerRunner } from '../activities/docker-runner';
+import type { BlobStore } from '../infra/blob-store';
+import { openBlobStore } from '../infra/blob-store-open';
+import { startRetentionSweeps } from '../infra/blob-retention';
 import { EngineRegistry } from '../infra/engine-registry';
-import { ProcessRunner } from '../activities/process-runner';
-import { ResultCache } from '../infra/result-cache';
+import { createRunners } from '../activities/runners';
+import type { EngineRunners } from '../infra/engine-runner';
 import type { Logger } from '../infra/log';
 import { DocketMetrics } from '../infra/metrics';
 import { reconcileSchedules } from '../infra/schedule-control';
@@ -26,7 +27,11 @@ import { EngineWorkers } from '../workers/engine-workers';
 import { createMainWorker } from '../workers/main-worker';
 import { reapOrphans } from '../workers/reaper';
 import { installRuntime } from '../workers/runtime';
+import { DocketClient } from '../contract/client';
 import { SEARCH_ATTRIBUTES } from '../contract/messages';
+import { temporalTarget } from './temporal-connection';
+import { temporalClientInterceptors } from './temporal-deadline';
+import { applyRetention } from './temporal-namespace';
 
 export interface SystemOptions {
   config: Config;
@@ -46,13 +51,20 @@ export interface SystemOptions {
 export interface System {
   registry: EngineRegistry;
   blobs: BlobStore;
+  /** The SDK client, for what is not Docket's to type (tests set up situations with it). */
   client: Client;
+  /** The one typed client every entry point starts and reads workflows through. */
+  temporal: DocketClient;
   docker: Docker;
+  /** The engine runners (one per manifest `runner:` value) the engine workers, the reaper and the gateway use. */
+  runners: EngineRunners;
   /** The Prometheus registry the gateway serves on /metrics. */
   metrics: DocketMetrics;
   gateway?: FastifyInstance;
   url?: string;
   engineWorkers?: EngineWorkers;
+  /** The state of each Temporal worker this process runs (`main`, `engine <name>`): RUNNING while it polls. */
+  workerStates(): Array<{ worker: string; state: string }>;
   /** Re-reads the engine manifests (SIGHUP). */
   reload(): Promise<void>;
   stop(): Promise<void>;
@@ -63,34 +75,43 @@ const SEARCH_ATTRIBUTE_TYPES: Record<string, number> = { Keyword: 2, KeywordList
 
 /** Starts Docket's processes in this one process against the Temporal server at `config.temporalAddress`. */
 export async function startSystem(options: SystemOptions): Promise<System> {
-  const { config, log } = options;
+  const { log } = options;
   const env = options.env ?? process.env;
+  const target = temporalTarget(options.config, env);
+  // A profile may name the namespace; everything below reads it from the config.
+  const config: Config = { ...options.config, TEMPORAL_NAMESPACE: target.namespace };
   installRuntime();
   const registry = await EngineRegistry.load(config.DOCKET_ENGINES_DIR);
   for (const error of registry.errors) log.warn(`engines: skipped ${error}`);
-  const blobs = await new BlobStore(join(config.DOCKET_DATA_DIR, 'blobs')).init();
-  const docker = new Docker();
-  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+  const { blobs, cache } = await openBlobStore(config);
+  const docker = dockerClient(env);
+  const runners = createRunners({
+    docker, blobs, log, egressNetwork: config.DOCKET_EGRESS_NETWORK, processRunner: config.DOCKET_PROCESS_RUNNER === 'on',
+  });
+  const clientConnection = await Connection.connect({ ...target.connection, interceptors: temporalClientInterceptors() });
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
   await ensureSearchAttributes(clientConnection, config.TEMPORAL_NAMESPACE, log);
+  await applyRetention(clientConnection, config.TEMPORAL_NAMESPACE, config.retentionMs, log);
   const taskQueue = `${config.DOCKET_QUEUE_PREFIX}${config.DOCKET_TASK_QUEUE}`;
-  const metrics = new DocketMetrics();
+  const docket = new DocketClient(client, taskQueue, blobs);
+  const runMain = options.workers !== false && options.mainWorker !== false;
+  const runEngines = options.workers !== false && options.engineWorkers !== false;
+  const metrics = new DocketMetrics(undefined, { http: options.gateway !== false, engines: runEngines });
   collectDefaultMetrics({ register: metrics.registry, prefix: 'docket_' });
   const stops: Array<() => Promise<void>> = [];
 
   let engineWorkers: EngineWorkers | undefined;
   let reconcile: (() => Promise<void>) | undefined;
-  const runMain = options.workers !== false && options.mainWorker !== false;
-  const runEngines = options.workers !== false && options.engineWorkers !== false;
+  let mainWorker: { getState(): string } | undefined;
   if (runMain || runEngines) {
     const maxAgeMs = Math.max(...registry.list().map((e) => e.manifest.timeout), 0) * 2 + 30 * 60_000;
-    const reap = () => reapOrphans(docker, { maxAgeMs, log }).catch((error) => log.warn(`reaper: ${(error as Error).message}`));
+    const reap = () => reapOrphans(runners.list(), { maxAgeMs, log }).catch((error) => log.warn(`reaper: ${(error as Error).message}`));
     const reaper = runEngines ? setInterval(reap, REAP_EVERY_MS) : undefined;
     if (runEngines) {
       await reap();
       reaper?.unref();
     }
-    const connection = await NativeConnection.connect({ address: config.temporalAddress });
+    const connection = await NativeConnection.connect(target.connection);
     const main = runMain
       ? await createMainWorker({
         connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue, queuePrefix: config.DOCKET_QUEUE_PREFIX,
@@ -111,7 +132,10 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         },
       })
       : undefined;
+    mainWorker = main;
     const mainDone = main?.run();
+    // Every installation runs a main worker somewhere; replicas sweeping at once delete the same keys, harmlessly.
+    const stopSweeps = main ? startRetentionSweeps({ blobs, cache, retentionMs: config.retentionMs, log }) : undefined;
     if (main) {
       // Schedules start workflows on this worker's queue, so the process running it keeps them in step with the files.
       reconcile = () => reconcileSchedules({
@@ -124,15 +148,15 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     if (runEngines) {
       engineWorkers = new EngineWorkers({
         connection, namespace: config.TEMPORAL_NAMESPACE, queuePrefix: config.DOCKET_QUEUE_PREFIX,
-        registry, runner: new DockerRunner(docker, blobs, { egressNetwork: config.DOCKET_EGRESS_NETWORK, log }), blobs, log, env, only: config.engineFilter,
-        cache: new ResultCache(join(config.DOCKET_DATA_DIR, 'cache')), metrics,
-        processRunner: new ProcessRunner(blobs, config.DOCKET_PROCESS_RUNNER === 'on'),
+        registry, runners, blobs, log, env, only: config.engineFilter,
+        cache, metrics,
       });
       await engineWorkers.start();
     }
     const workers = engineWorkers;
     stops.push(async () => {
       clearInterval(reaper);
+      await stopSweeps?.();
       if (main?.getState() === 'RUNNING') main.shutdown();
       await Promise.all([mainDone, workers?.shutdown()]);
       await connection.close();
@@ -145,7 +169,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     const slack = slackSetup(config);
     if (!slack.on) log.info(slack.why);
     gateway = await buildGateway({
-      client, blobs, registry, taskQueue, docker, metrics,
+      temporal: docket, blobs, registry, runners, metrics,
       temporalUiUrl: config.temporalUiUrl, namespace: config.TEMPORAL_NAMESPACE,
       keys: new KeyStore(join(config.DOCKET_DATA_DIR, 'keys.json')),
       anonymous: anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST),
@@ -156,6 +180,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
         slackChannels: settingList(config.DOCKET_SLACK_CHANNELS),
       },
       rateLimit: config.DOCKET_RATE_LIMIT,
+      maxInflightStarts: config.DOCKET_MAX_INFLIGHT_STARTS,
       audit: options.audit,
       queuePrefix: config.DOCKET_QUEUE_PREFIX,
       compliance: { accounts: await loadComplianceAccounts(config.DOCKET_ACCOUNTS_FILE), log },
@@ -167,7 +192,13 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   }
 
   return {
-    registry, blobs, client, docker, metrics, gateway, url, engineWorkers,
+    registry, blobs, client, temporal: docket, docker, runners, metrics, gateway, url, engineWorkers,
+    workerStates() {
+      return [
+        ...(mainWorker ? [{ worker: 'main', state: mainWorker.getState() }] : []),
+        ...(engineWorkers?.states().map(({ engine, state }) => ({ worker: `engine ${engine}`, state })) ?? []),
+      ];
+    },
     async reload() {
       if (engineWorkers) await engineWorkers.reload();
       else await registry.reload();
@@ -177,8 +208,21 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     async stop() {
       for (const stop of stops) await stop();
       await clientConnection.close();
+      await blobs.close();
     },
   };
+}
+
+/**
+ * The Docker engine named by DOCKER_HOST in `env`. dockerode reads DOCKER_HOST (tcp, TLS, ssh) from the
+ * process's environment only, so a unix socket given in `env` (a test running engine workers for two
+ * daemons in one process) is passed explicitly; any other DOCKER_HOST must be the process's own.
+ */
+function dockerClient(env: Record<string, string | undefined>): Docker {
+  const host = env.DOCKER_HOST;
+  if (!host || host === process.env.DOCKER_HOST) return new Docker();
+  if (host.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
+  throw new Error(`DOCKER_HOST=${host} differs from this process's own DOCKER_HOST: set it in the process environment, where dockerode reads tcp, TLS and ssh settings`);
 }
 
 /** Registers Docket's search attributes on a cluster that lacks them (the dev server has them already). */

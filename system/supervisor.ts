@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from '../infra/log';
 
@@ -215,6 +216,11 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // The group is already empty.
   }
+}
+
+/** How to run `docket <args>` (bin/docket, the entry point compose and systemd use too) as a plain Node process. */
+export function docketCommand(args: string[]): { command: string; args: string[] } {
+  return { command: process.execPath, args: [join(__dirname, '..', 'bin', 'docket'), ...args] };
 }
 
 /** How to run one of Docket's TypeScript entry points as a plain Node process (no tsx wrapper process in between). */

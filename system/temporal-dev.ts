@@ -49,7 +49,22 @@ export interface DevServerOptions {
   dbFile?: string;
   logFile?: string;
   namespace?: string;
+  /**
+   * SQLite pragmas for `dbFile`; DURABLE_ACROSS_PROCESS_CRASHES unless given (`{}` keeps SQLite's
+   * own defaults, which bench/orchestration.ts measures against).
+   */
+  sqlitePragmas?: Record<string, string>;
 }
+
+/**
+ * A write-ahead log with `synchronous=normal`: a commit is in the log before the server answers, so a
+ * crash of the server or of any other process loses nothing; only a power loss or a kernel crash can
+ * lose the last commits before a checkpoint. The rollback journal with `synchronous=full` (SQLite's
+ * default) survives those too, at two or more fsyncs per commit, which about halves how many
+ * workflows a second the dev server runs (README, Benchmarks). A machine that must survive power
+ * loss runs the production server on PostgreSQL (npm run temporal).
+ */
+export const DURABLE_ACROSS_PROCESS_CRASHES: Readonly<Record<string, string>> = { journal_mode: 'wal', synchronous: 'normal' };
 
 export interface DevServer {
   address: string;
@@ -70,7 +85,10 @@ export function devServerCommand(options: DevServerOptions): { command: string; 
     '--dynamic-config-value', 'frontend.workerVersioningWorkflowAPIs=true',
   ];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
-  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.dbFile) {
+    args.push('--db-filename', options.dbFile);
+    for (const [name, value] of Object.entries(options.sqlitePragmas ?? DURABLE_ACROSS_PROCESS_CRASHES)) args.push('--sqlite-pragma', `${name}=${value}`);
+  }
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
   return { command: findTemporalCli(), args };

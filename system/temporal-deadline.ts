@@ -1,0 +1,35 @@
+import { type ConnectionOptions, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+
+type Interceptor = NonNullable<ConnectionOptions['interceptors']>[number];
+
+/**
+ * How long one call to Temporal may take, retries included, when the caller set no deadline of its
+ * own. Without it a call made while the server is down retries for about 20 s, and a call that waits
+ * for a worker (a query, an update) waits as long as the worker is gone: the request that made it
+ * would hang instead of being told to come back (the gateway answers 503 with Retry-After).
+ */
+export const TEMPORAL_CALL_DEADLINE_MS = 10_000;
+
+/**
+ * Calls that wait on purpose (a workflow's result, an update's outcome): the server answers them when
+ * there is something to say or at its own long-poll limit, so a short deadline would only break them.
+ */
+const LONG_POLLS = new Set(['GetWorkflowExecutionHistory', 'PollWorkflowExecutionUpdate']);
+
+type Call = ReturnType<Interceptor>;
+
+function deadlineInterceptor(limitMs: number): Interceptor {
+  // grpc-js types an interceptor as answering its InterceptingCall class, but uses only the call's
+  // interface, which is what the next call in the chain answers: passing it on needs no wrapper.
+  return (options, nextCall) => {
+    const method = options.method_definition.path.split('/').pop() ?? '';
+    if (options.deadline !== undefined || LONG_POLLS.has(method)) return nextCall(options) as Call;
+    // Set outside the retry interceptor, so every retry shares the one deadline.
+    return nextCall({ ...options, deadline: Date.now() + limitMs }) as Call;
+  };
+}
+
+/** The client connection's interceptors: the deadline above, then the SDK's own retries. */
+export function temporalClientInterceptors(limitMs = TEMPORAL_CALL_DEADLINE_MS): Interceptor[] {
+  return [deadlineInterceptor(limitMs), makeGrpcRetryInterceptor(defaultGrpcRetryOptions())];
+}
