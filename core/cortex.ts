@@ -39,7 +39,8 @@ export function readTaxonomies(raw: unknown[]): Taxonomy[] {
 
 /** Cortex's `input.json` for one job. */
 export interface CortexInput {
-  data?: string;
+  /** The observable's value, or (responders) TheHive's object. */
+  data?: string | Record<string, unknown>;
   file?: string;
   filename?: string;
   contentType?: string;

@@ -1,5 +1,5 @@
-import type { EngineManifest } from './engine-manifest';
-import type { InvestigationInput, Subject } from './investigation';
+import { type EngineManifest, takesFiletype } from './engine-manifest';
+import { type InvestigationInput, type SkippedEngineJob, type Subject, subjectType } from './investigation';
 
 export interface PlannedJob {
   engine: string;
@@ -8,10 +8,55 @@ export interface PlannedJob {
   retries: number;
 }
 
+/** An engine that applies to a subject's type but does not run on it (TLP, PAP, file type): not a failure. */
+export type SkippedJob = SkippedEngineJob;
+
 export interface Plan {
   jobs: PlannedJob[];
   /** Why a requested engine or subject got no job, in words a person can act on. */
   errors: string[];
+  /** Absent from plans recorded before engines could be skipped. */
+  skipped?: SkippedJob[];
+}
+
+/** The TLP and PAP of the data, which engines' maxTlp / maxPap are checked against. */
+export interface Marking {
+  tlp: number;
+  pap: number;
+}
+
+/**
+ * Why `engine` must not run on `subject`, decided before any container starts; undefined when it
+ * may. Cortex's max_tlp / max_pap, and the file types the engine takes (a file's type as Docket
+ * detected it; a file of unknown type, from before detection, goes to every engine that takes files).
+ */
+export function skipReason(engine: EngineManifest, subject: Subject, marking: Marking): string | undefined {
+  const marked = markingReason(engine, marking);
+  if (marked) return marked;
+  const type = subject.kind === 'file' ? subject.file.contentType : undefined;
+  if (type && !takesFiletype(engine.filetypes, type)) {
+    return `${engine.name} does not take ${type} files (it takes ${describeFiletypes(engine.filetypes)})`;
+  }
+  return undefined;
+}
+
+/** Why an engine must not see data of this TLP or PAP (Cortex's check_tlp / check_pap); undefined when it may. */
+export function markingReason(engine: { engine?: string; name?: string; maxTlp?: number; maxPap?: number }, marking: Marking): string | undefined {
+  const name = engine.name ?? engine.engine ?? 'the engine';
+  if (engine.maxTlp !== undefined && marking.tlp > engine.maxTlp) {
+    return `the data is TLP ${marking.tlp} and ${name} takes data up to TLP ${engine.maxTlp} (maxTlp); lower the TLP only if the data may go to it`;
+  }
+  if (engine.maxPap !== undefined && marking.pap > engine.maxPap) {
+    return `the data is PAP ${marking.pap} and ${name} acts up to PAP ${engine.maxPap} (maxPap)`;
+  }
+  return undefined;
+}
+
+function describeFiletypes(filetypes: readonly string[]): string {
+  const included = filetypes.filter((pattern) => !pattern.startsWith('!'));
+  const excluded = filetypes.filter((pattern) => pattern.startsWith('!')).map((pattern) => pattern.slice(1));
+  const taken = included.length ? included.join(', ') : 'any file';
+  return excluded.length ? `${taken} but ${excluded.join(', ')}` : taken;
 }
 
 /** The subjects an input names directly: its observables and its files. */
@@ -20,10 +65,6 @@ export function subjectsOf(input: Pick<InvestigationInput, 'observables' | 'file
     ...input.files.map((file): Subject => ({ kind: 'file', file })),
     ...input.observables.map((observable): Subject => ({ kind: 'observable', observable })),
   ];
-}
-
-function subjectType(subject: Subject): string {
-  return subject.kind === 'file' ? 'file' : subject.observable.type;
 }
 
 /** Where a responder named among the analyses is sent instead; the same words everywhere. */
@@ -38,7 +79,7 @@ export function responderNotAnalysis(name: string): string {
  * responses (the policy's, or those asked for in `respond`), which carry their approval. An empty
  * engine list beside responders asked for means nothing is analyzed first.
  */
-export function planJobs(subjects: Subject[], requested: string[] | undefined, engines: EngineManifest[], respond: string[] = []): Plan {
+export function planJobs(subjects: Subject[], requested: string[] | undefined, engines: EngineManifest[], respond: string[] = [], marking: Marking = { tlp: 2, pap: 2 }): Plan {
   const byName = new Map(engines.map((engine) => [engine.name, engine]));
   const errors: string[] = [];
   let candidates: EngineManifest[];
@@ -56,6 +97,7 @@ export function planJobs(subjects: Subject[], requested: string[] | undefined, e
     candidates = engines.filter((engine) => engine.kind === 'analyzer');
   }
   const jobs: PlannedJob[] = [];
+  const skipped: SkippedJob[] = [];
   for (const subject of subjects) {
     const type = subjectType(subject);
     const accepting = candidates.filter((engine) => (engine.accepts as string[]).includes(type));
@@ -63,11 +105,13 @@ export function planJobs(subjects: Subject[], requested: string[] | undefined, e
       errors.push(`no ${requested?.length ? 'requested ' : ''}engine accepts ${type} (${candidates.map((e) => `${e.name}: ${e.accepts.join('/')}`).join(', ')})`);
     }
     for (const engine of accepting) {
-      jobs.push({ engine: engine.name, subject, timeoutMs: engine.timeout, retries: engine.retries });
+      const reason = skipReason(engine, subject, marking);
+      if (reason) skipped.push({ engine: engine.name, subject, reason });
+      else jobs.push({ engine: engine.name, subject, timeoutMs: engine.timeout, retries: engine.retries });
     }
   }
   if (!subjects.length) errors.push('nothing to analyze: give observables, files or text');
-  return { jobs, errors };
+  return { jobs, errors, skipped };
 }
 
 export type EngineRequest =
