@@ -12,6 +12,7 @@ export type Interaction =
   | { kind: 'engines' }
   | { kind: 'run'; engine: string; args: string[] }
   | { kind: 'schedules' }
+  | { kind: 'seen'; value: string }
   | { kind: 'help'; topic?: InteractionKind; problem?: string };
 
 export type InteractionKind = Interaction['kind'];
@@ -82,6 +83,15 @@ export const LEXICON: readonly LexiconEntry[] = [
     keyword: /^schedules?\b/i,
     pattern: /^schedules?$/i,
     read: () => ({ kind: 'schedules' }),
+  },
+  {
+    kind: 'seen',
+    usage: 'seen <domain, URL, IP, hash, mail…> (quote a value with spaces)',
+    summary: 'whether an investigation analyzed that value before (sent, or found as an artifact), newest first, with its verdict',
+    // One value, or one quoted: "seen evil.example in the proxy logs" is a sentence to analyze, not a search.
+    keyword: /^seen(?:\s*$|\s+["']|\s+\S+\s*$)/i,
+    pattern: /^seen\s+(?:"([^"]+)"|'([^']+)'|(\S+))$/i,
+    read: (match) => ({ kind: 'seen', value: (match[1] ?? match[2] ?? match[3]).trim() }),
   },
   {
     kind: 'help',

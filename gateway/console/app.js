@@ -3,8 +3,12 @@
 
 import { canRead, forgetKey, storedKey, whenUnauthorized } from './api.js';
 import { h, notice, replace } from './dom.js';
+import { renderCompliance } from './compliance.js';
+import { renderDashboard } from './dashboard.js';
 import { renderDetail } from './detail.js';
+import { renderEngines } from './engines.js';
 import { renderList } from './list.js';
+import { renderSchedules } from './schedules.js';
 import { renderSignIn } from './signin.js';
 import { renderSubmit } from './submit.js';
 
@@ -77,6 +81,10 @@ async function route() {
   try {
     if (first === 'sign-in') stopPage = renderSignIn(main, current, app);
     else if (first === 'new') stopPage = renderSubmit(main, current, app);
+    else if (first === 'dashboard') stopPage = renderDashboard(main, current, app);
+    else if (first === 'engines') stopPage = renderEngines(main, current, app);
+    else if (first === 'schedules') stopPage = renderSchedules(main, current, app);
+    else if (first === 'compliance') stopPage = renderCompliance(main, current, app);
     else if (first === 'investigations' && second) stopPage = renderDetail(main, second, app);
     else stopPage = renderList(main, current, app);
   } catch (error) {

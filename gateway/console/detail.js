@@ -84,7 +84,7 @@ export function renderDetail(main, id, app) {
       if (hadFocus) responses.querySelector('h2').focus();
     }
     drawVerdicts(verdicts, report?.verdicts ?? live?.verdicts, body.state === 'running');
-    if (report) drawReports(jobs, id, report.jobs);
+    if (report) drawReports(jobs, id, report.jobs, report.skipped);
     else drawLiveJobs(jobs, live?.jobs, body.state === 'running');
     drawExtra(extra, body);
     last = { ...last, state: body.state, phase };
@@ -221,7 +221,13 @@ function drawLiveJobs(section, jobs, running) {
     h('tbody', {}, jobs.map((job) => h('tr', {},
       h('td', {}, job.engine),
       h('td', { class: 'mono wrap' }, job.subject),
-      h('td', {}, stateBadge(job.state), job.cached ? ' cached' : ''))))));
+      h('td', {}, stateBadge(job.state), job.cached ? ' cached' : '', job.reason ? ` — ${job.reason}` : ''))))));
+}
+
+/** Engines that applied and did not run (file type, TLP, PAP), each with its reason: not failures. */
+function skippedList(skipped) {
+  return h('ul', { class: 'skipped' }, skipped.map((job) => h('li', {},
+    stateBadge('skipped'), ' ', job.engine, ' on ', h('span', { class: 'mono wrap' }, describeSubject(job.subject)), ` — ${job.reason}`)));
 }
 
 function describeSubject(subject) {
@@ -230,10 +236,11 @@ function describeSubject(subject) {
   return '';
 }
 
-function drawReports(section, id, reports) {
+function drawReports(section, id, reports, skipped = []) {
   replace(section, h('h2', { id: 'jobs-title' }, 'Engine reports'));
+  if (skipped.length) section.append(skippedList(skipped));
   if (!reports.length) {
-    section.append(h('p', { class: 'hint' }, 'No engine ran: none accepts what was submitted.'));
+    section.append(h('p', { class: 'hint' }, skipped.length ? 'No engine ran: those that apply were skipped.' : 'No engine ran: none accepts what was submitted.'));
     return;
   }
   section.append(h('ul', { class: 'cards' }, reports.map((report, index) => {

@@ -1,11 +1,12 @@
 // The investigations list: Temporal's visibility search behind GET /v1/investigations, filtered and
 // paged. Filters and the page live in the address (#/?verdict=malicious&pageToken=…), so a filtered
-// view can be reloaded, bookmarked and shared.
+// view can be reloaded, bookmarked and shared. The search box asks "have we seen this before?"
+// (#/?observable=evil.example), and every value in the "What" column links to that search.
 
 import { getJson } from './api.js';
 import { field, formatDuration, formatTime, h, levelBadge, notice, replace, stateBadge } from './dom.js';
 
-const FILTERS = ['verdict', 'source', 'engine', 'type', 'status'];
+const FILTERS = ['observable', 'verdict', 'source', 'engine', 'type', 'status'];
 // The values the gateway accepts (core/investigation.ts Source, Temporal's execution statuses).
 const VERDICTS = ['info', 'safe', 'suspicious', 'malicious'];
 const SOURCES = ['http', 'slack', 'event', 'schedule', 'cli'];
@@ -42,7 +43,12 @@ export function renderList(main, route, app) {
 
   const engineSlot = h('div', { class: 'field-slot' });
   const typeSlot = h('div', { class: 'field-slot' });
+  const seenValue = query.get('observable') ?? '';
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter investigations' },
+    field('Seen before?', h('input', {
+      name: 'observable', type: 'search', value: seenValue, size: 30, maxlength: 8192, autocomplete: 'off', spellcheck: 'false',
+      placeholder: 'evil.example, a URL, an IP, a hash',
+    }), 'every investigation that analyzed it, sent or found'),
     select('verdict', 'Verdict', VERDICTS, query.get('verdict')),
     select('source', 'Source', SOURCES, query.get('source')),
     engineSlot,
@@ -75,12 +81,15 @@ export function renderList(main, route, app) {
 
   const status = h('div', { class: 'messages', 'aria-live': 'polite' });
   const results = h('div', { class: 'results' });
-  main.append(
+  // The DOM's append writes null as the word "null"; the search note is there only while searching.
+  main.append(...[
     h('div', { class: 'page-head' },
       h('h1', { tabindex: '-1' }, 'Investigations'),
       h('a', { class: 'button', href: '#/new' }, 'New investigation')),
-    form, status, results,
-  );
+    form,
+    seenValue ? h('p', { class: 'search-note' }, 'Investigations that analyzed ', h('code', {}, seenValue), ', newest first, running ones on top.') : null,
+    status, results,
+  ].filter(Boolean));
 
   let timer = null;
   let stopped = false;
@@ -92,7 +101,7 @@ export function renderList(main, route, app) {
       const page = await getJson(`/v1/investigations?${api}`);
       if (stopped) return;
       status.replaceChildren();
-      replace(results, table(page.investigations), pager(query, page.nextPageToken, app));
+      replace(results, table(page.investigations, seenValue), pager(query, page.nextPageToken, app));
       // Keep the list current while something on it is still running.
       if (page.investigations.some((item) => item.status === 'Running')) timer = setTimeout(load, REFRESH_MS);
     } catch (error) {
@@ -107,16 +116,21 @@ export function renderList(main, route, app) {
   };
 }
 
-function table(items) {
-  if (!items.length) return notice('info', 'No investigations match. Start one with "New investigation".');
+function table(items, seenValue) {
+  if (!items.length) {
+    return notice('info', seenValue
+      ? `Not seen: no investigation that Temporal still keeps analyzed ${seenValue}.`
+      : 'No investigations match. Start one with "New investigation".');
+  }
   return h('table', { class: 'list' },
     h('caption', { class: 'visually-hidden' }, 'Investigations, newest first'),
     h('thead', {}, h('tr', {},
-      ['Investigation', 'Status', 'Verdict', 'Source', 'Engines', 'Observable types', 'Started', 'Took'].map((name) => h('th', { scope: 'col' }, name)))),
+      ['Investigation', 'What', 'Status', 'Verdict', 'Source', 'Engines', 'Observable types', 'Started', 'Took'].map((name) => h('th', { scope: 'col' }, name)))),
     h('tbody', {}, items.map((item) => h('tr', {},
       h('td', {}, h('a', { class: 'mono', href: `#/investigations/${encodeURIComponent(item.id)}` }, item.id)),
+      h('td', { class: 'what' }, what(item)),
       h('td', {}, stateBadge(item.status)),
-      h('td', {}, item.verdict ? levelBadge(item.verdict) : '—'),
+      h('td', { class: 'verdict' }, item.verdict ? levelBadge(item.verdict) : '—'),
       h('td', {}, item.source ?? ''),
       h('td', {}, words(item.engines)),
       h('td', {}, words(item.observableTypes)),
@@ -124,6 +138,26 @@ function table(items) {
       h('td', {}, item.closedAt ? formatDuration(item.startedAt, item.closedAt) : ''),
     ))),
   );
+}
+
+/**
+ * What was investigated: the first values or file names, each a link to its "seen before" search,
+ * and how many more there were. Runs started before the list knew this have none.
+ */
+function what(item) {
+  if (!item.what?.items.length) return h('span', { class: 'muted' }, '—');
+  const entries = item.what.items.map((entry, index) => [
+    index ? ', ' : null,
+    entry.search
+      ? h('a', { class: 'seen-link', href: hashFor(new URLSearchParams({ observable: entry.search })), title: `Every investigation that analyzed ${entry.label}` }, entry.label)
+      : h('span', {}, entry.label),
+  ]);
+  const more = item.what.more ? h('span', { class: 'muted' }, ` +${item.what.more} more`) : null;
+  const partial = item.observablesIndexed && item.observablesIndexed.indexed < item.observablesIndexed.of
+    ? h('span', { class: 'muted', title: 'past the index bound, the rest are analyzed but not found by "Seen before?"' },
+      ` (${item.observablesIndexed.indexed} of ${item.observablesIndexed.of} searchable)`)
+    : null;
+  return [entries, more, partial];
 }
 
 /** Names like ioc-lookup kept whole: a line may break between them, not at their hyphens. */

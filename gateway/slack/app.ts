@@ -1,4 +1,4 @@
-import { App, type Authorize, type BlockButtonAction, LogLevel, type Logger as BoltLogger } from '@slack/bolt';
+import { App, type Authorize, type BlockButtonAction, LogLevel, type Logger as BoltLogger, SocketModeReceiver } from '@slack/bolt';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../../infra/log';
 import { slackWebClient } from '../../infra/slack-client';
@@ -20,6 +20,14 @@ const WORK_PARALLEL = 4;
 const WORK_WAITING = 1000;
 
 /**
+ * How the Socket Mode client retries `apps.connections.open`, which it calls at start and at every
+ * reconnect (Slack refreshes connections every few hours). Docket's other Slack calls fail fast, but
+ * giving up here stops Socket Mode for good (the client does not try again after a failed reconnect),
+ * so a proxy or firewall that is down for minutes is waited out: 30 s apart at most, for about an hour.
+ */
+const CONNECTION_RETRIES = { retries: 120, factor: 1.3, minTimeout: 1_000, maxTimeout: 30_000 };
+
+/**
  * Slack on the gateway: a Bolt app with one listener per interaction. HTTP mode serves
  * `/slack/events` on the gateway's port; with an app token, Socket Mode connects out to Slack
  * instead (no public URL needed) and the route is not served.
@@ -38,7 +46,14 @@ export async function slackPlugin(app: FastifyInstance, options: SlackPluginOpti
 
   let bolt: App;
   if (settings.appToken) {
-    bolt = new App({ ...common, appToken: settings.appToken, socketMode: true });
+    // Built here rather than by Bolt so that its own Web API client (which asks for the WebSocket URL)
+    // gets the configured Slack address with the patient retries above instead of Bolt's client options.
+    const receiver = new SocketModeReceiver({
+      appToken: settings.appToken,
+      logger: common.logger,
+      installerOptions: { clientOptions: { ...common.clientOptions, retryConfig: CONNECTION_RETRIES } },
+    });
+    bolt = new App({ ...common, receiver, socketMode: true });
     app.addHook('onReady', async () => {
       // Connecting is not waited for: Slack being unreachable must not keep the gateway from serving.
       bolt.start().then(

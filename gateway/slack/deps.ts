@@ -1,10 +1,9 @@
-import type { Client } from '@temporalio/client';
-import type Docker from 'dockerode';
+import type { DocketClient } from '../../contract/client';
 import type { BlobStore } from '../../infra/blob-store';
 import type { EngineRegistry } from '../../infra/engine-registry';
+import type { EngineRunners } from '../../infra/engine-runner';
 import type { Logger } from '../../infra/log';
 import type { DocketSchedules } from '../../infra/schedule-control';
-import type { Investigations } from '../investigations';
 import type { SlackAccess } from './access';
 import type { SlackSettings } from './settings';
 import type { WorkQueue } from './work-queue';
@@ -12,13 +11,11 @@ import type { WorkQueue } from './work-queue';
 /** What the Slack listeners work with; the gateway passes its own clients. */
 export interface SlackDeps {
   settings: SlackSettings;
-  investigations: Investigations;
-  /** Temporal, for starting `task` workflows and listing schedules. */
-  client: Client;
-  /** The main worker's task queue. */
-  taskQueue: string;
+  /** Temporal: starts investigations and tasks, reads and decides them. */
+  temporal: DocketClient;
   registry: EngineRegistry;
-  docker: Docker;
+  /** Asked what each engine runs now (`engines`). */
+  runners: EngineRunners;
   blobs: BlobStore;
   access: SlackAccess;
   /** Where acked requests wait for their turn. */

@@ -1,4 +1,5 @@
 import type { Interaction, InteractionKind } from '../../core/chatops';
+import { RequestRefused } from '../../contract/client';
 import { ApiError } from '../errors';
 import { escape } from '../../infra/slack-messages';
 import { type Conversation, SlackRefusal } from './conversation';
@@ -9,12 +10,13 @@ import { help } from './handlers/help';
 import { jobs } from './handlers/jobs';
 import { run } from './handlers/run';
 import { schedules } from './handlers/schedules';
+import { seen } from './handlers/seen';
 import { status } from './handlers/status';
 
 type Handler<K extends InteractionKind> = (interaction: Extract<Interaction, { kind: K }>, conversation: Conversation, deps: SlackDeps) => Promise<void>;
 
 /** One handler per lexicon entry. */
-const HANDLERS: { [K in InteractionKind]: Handler<K> } = { analyze, status, jobs, engines, run, schedules, help };
+const HANDLERS: { [K in InteractionKind]: Handler<K> } = { analyze, status, jobs, engines, run, schedules, seen, help };
 
 /**
  * Carries out one interaction, after the listener has acked Slack. A failure becomes a few words
@@ -28,7 +30,7 @@ export async function guarded(conversation: Conversation, deps: SlackDeps, what:
   try {
     await work();
   } catch (error) {
-    if (error instanceof SlackRefusal || (error instanceof ApiError && error.statusCode < 500)) {
+    if (error instanceof SlackRefusal || (error instanceof ApiError && error.statusCode < 500) || error instanceof RequestRefused) {
       await conversation.whisper(escape(error.message)).catch(() => undefined);
       return;
     }

@@ -3,6 +3,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { WebClient } from '@slack/web-api';
 import { type BlobStore, BlobTooLargeError } from '../../infra/blob-store';
 import type { EngineRegistry } from '../../infra/engine-registry';
+import { FileTypeSniffer } from '../../infra/file-type';
 import type { BlobRef } from '../../core/investigation';
 import { formatBytes } from '../../core/units';
 import { sanitizeFilename } from '../uploads';
@@ -53,8 +54,10 @@ export async function fetchSharedFile(fileId: string, options: FileFetch): Promi
     throw new SlackRefusal(`Slack sent a web page instead of ${name}: the app needs the files:read scope`);
   }
   try {
-    const stored = await options.blobs.put(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), { limit: options.limit });
-    return { sha256: stored.sha256, size: stored.size, filename: name, contentType: file.mimetype || undefined };
+    const sniffer = new FileTypeSniffer();
+    const stored = await options.blobs.put(sniffer.watch(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>)), { limit: options.limit });
+    // Detected from the bytes, not Slack's guess from the name: engines take files by it (manifest filetypes).
+    return { sha256: stored.sha256, size: stored.size, filename: name, contentType: sniffer.contentType() };
   } catch (error) {
     if (error instanceof BlobTooLargeError) throw new SlackRefusal(`${name} is larger than ${formatBytes(options.limit)}, the largest file I analyze`);
     throw error;

@@ -29,6 +29,10 @@ export function slackSetup(config: Config): SlackSetup {
   if (!config.SLACK_SIGNING_SECRET && !config.SLACK_APP_TOKEN) {
     return { on: false, why: 'Slack is off: SLACK_BOT_TOKEN is set, but Slack requests cannot be verified without SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode); the worker still posts to Slack threads' };
   }
+  // A bot token here is the usual slip; Slack would refuse it on every reconnect, for ever, in the log only.
+  if (config.SLACK_APP_TOKEN && !config.SLACK_APP_TOKEN.startsWith('xapp-')) {
+    return { on: false, why: 'Slack is off: SLACK_APP_TOKEN is not an app-level token (those start with xapp-): create one with the connections:write scope under Basic Information → App-Level Tokens, or unset it to use HTTP mode' };
+  }
   return {
     on: true,
     settings: {

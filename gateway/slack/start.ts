@@ -1,7 +1,7 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { z } from 'zod';
 import { sealSlackMessage } from '../../infra/slack-client';
-import { slackWorkflowId, sourceKey, WorkflowType } from '../../contract/messages';
+import { slackWorkflowId, WorkflowType } from '../../contract/messages';
 import { InvestigationInput, TaskInput } from '../../core/investigation';
 import { type SlackMessage, plain } from '../../infra/slack-messages';
 import type { Conversation } from './conversation';
@@ -34,7 +34,7 @@ export async function startOnce(
   const workflowId = workflowIdFor(conversation);
   // Only a retry can find its workflow already there; Temporal's refusal below is the guarantee, this
   // check just spares a retry the download and the message it would then withdraw.
-  if (conversation.retry && await exists(deps, workflowId)) {
+  if (conversation.retry && await deps.temporal.exists(workflowId)) {
     deps.log.info(`slack: ${describeDelivery(conversation)} was handled already (workflow ${workflowId}); not started again`);
     return undefined;
   }
@@ -49,10 +49,10 @@ export async function startOnce(
   try {
     if (work.workflow === WorkflowType.investigation) {
       const input = InvestigationInput.parse({ ...work.input, source: 'slack', requester, notify });
-      await deps.investigations.start(input, workflowId, { once: true });
+      await deps.temporal.startInvestigation(input, workflowId, { once: true });
     } else {
       const input = TaskInput.parse({ ...work.input, source: 'slack', requester, notify });
-      await deps.client.workflow.start(WorkflowType.task, { ...startOptions(deps, workflowId), args: [input] });
+      await deps.temporal.startTask(input, workflowId, { once: true });
     }
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
@@ -65,26 +65,6 @@ export async function startOnce(
   }
   deps.log.info(`slack: ${conversation.user} started ${work.workflow} ${workflowId} from ${conversation.origin} in ${conversation.channel}`);
   return workflowId;
-}
-
-/** A task's start: refused for an id Temporal has seen, even after that workflow closed. */
-function startOptions(deps: SlackDeps, workflowId: string) {
-  return {
-    taskQueue: deps.taskQueue,
-    workflowId,
-    workflowIdReusePolicy: 'REJECT_DUPLICATE' as const,
-    searchAttributes: { [sourceKey.name]: ['slack'] },
-  };
-}
-
-async function exists(deps: SlackDeps, workflowId: string): Promise<boolean> {
-  try {
-    await deps.client.workflow.getHandle(workflowId).describe();
-    return true;
-  } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return false;
-    throw error;
-  }
 }
 
 async function edit(conversation: Conversation, ts: string, message: SlackMessage): Promise<void> {

@@ -228,7 +228,7 @@ describe('console', () => {
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.waitForURL(/verdict=malicious/);
     await page.locator('table.list tbody tr').first().waitFor();
-    const verdicts = await page.locator('table.list tbody tr td:nth-child(3)').allTextContents();
+    const verdicts = await page.locator('table.list tbody tr td.verdict').allTextContents();
     expect(verdicts.length).toBeGreaterThan(0);
     expect(new Set(verdicts)).toEqual(new Set(['malicious']));
 
@@ -237,10 +237,10 @@ describe('console', () => {
     await page.waitForURL(/pageToken=/);
     await page.locator('table.list tbody tr').first().waitFor();
     expect(await page.locator('table.list tbody tr').count()).toBe(1);
-    const second = await page.locator('table.list tbody tr a').textContent();
+    const second = await page.locator('table.list tbody tr td:first-child a').textContent();
     await page.getByRole('button', { name: 'Previous page' }).click();
     await page.waitForURL((url) => !url.hash.includes('pageToken'));
     await page.locator('table.list tbody tr').first().waitFor();
-    expect(await page.locator('table.list tbody tr a').textContent()).not.toBe(second);
+    expect(await page.locator('table.list tbody tr td:first-child a').textContent()).not.toBe(second);
   });
 });

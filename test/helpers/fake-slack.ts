@@ -1,12 +1,15 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type DeliveryOptions, type DeliveryResult, FakeSlackSocket } from './fake-slack-socket';
 
 /**
  * A stand-in for Slack on loopback: the Web API methods Docket calls (answered as Slack answers),
  * file downloads that need the bot token as Slack's do, and response URLs for slash commands. It
  * records every call so a test can read what Docket said in Slack. Only Slack is faked; Docket
- * talks to it through Bolt's and the Web API client's `slackApiUrl`, as to a proxy.
+ * talks to it through Bolt's and the Web API client's `slackApiUrl`, as to a proxy. Given an app
+ * token, it also serves Socket Mode: `apps.connections.open` answers a ws:// URL on this server,
+ * where `socket` (fake-slack-socket.ts) speaks Slack's envelope protocol.
  */
 export interface SlackCall {
   method: string;
@@ -48,8 +51,13 @@ export class FakeSlack {
   private server?: Server;
   private sequence = 0;
   url = '';
+  /** Slack's side of Socket Mode; used when the app holds `appToken`. */
+  readonly socket = new FakeSlackSocket();
+  /** The next this many apps.connections.open calls get a 503, as from a proxy or firewall in the way. */
+  refuseConnectionOpens = 0;
 
-  constructor(readonly botToken: string) {}
+  /** `appToken` (`xapp-…`) is the only token apps.connections.open takes, as in Slack. */
+  constructor(readonly botToken: string, readonly appToken?: string) {}
 
   async start(): Promise<this> {
     this.server = createServer((request, response) => {
@@ -58,6 +66,7 @@ export class FakeSlack {
         response.end(JSON.stringify({ ok: false, error: `fake_slack_failed: ${(error as Error).message}` }));
       });
     });
+    this.server.on('upgrade', (request, socket, head) => this.socket.accept(request, socket, head));
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
     return this;
@@ -69,6 +78,7 @@ export class FakeSlack {
   }
 
   async close(): Promise<void> {
+    this.socket.close();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -102,7 +112,12 @@ export class FakeSlack {
       const token = (request.headers.authorization ?? '').replace(/^Bearer /, '') || args.token;
       const method = url.pathname.slice('/api/'.length);
       this.calls.push({ method, args, token, at: Date.now() });
-      const answer = token === this.botToken ? this.answer(method, args) : { ok: false, error: 'invalid_auth' };
+      if (method === 'apps.connections.open' && this.refuseConnectionOpens > 0) {
+        this.refuseConnectionOpens -= 1;
+        response.writeHead(503, { 'content-type': 'text/plain' }).end('the proxy cannot reach slack.com');
+        return;
+      }
+      const answer = this.authorized(method, token) ?? this.answer(method, args);
       response.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
       response.end(JSON.stringify(answer));
       return;
@@ -130,8 +145,18 @@ export class FakeSlack {
     response.writeHead(404).end();
   }
 
+  /** Slack's refusal of a call with the wrong kind of token, or none when the token fits the method. */
+  private authorized(method: string, token: string | undefined): Record<string, unknown> | undefined {
+    const appMethod = method === 'apps.connections.open';
+    if (token === (appMethod ? this.appToken : this.botToken) && token) return undefined;
+    if (token === this.botToken || (token === this.appToken && token)) return { ok: false, error: 'not_allowed_token_type' };
+    return { ok: false, error: 'invalid_auth' };
+  }
+
   private answer(method: string, args: Record<string, any>): Record<string, unknown> {
     switch (method) {
+      case 'apps.connections.open':
+        return { ok: true, url: this.socket.open(this.url) };
       case 'auth.test':
         return { ok: true, url: 'https://docket-test.slack.com/', team: 'Docket test', user: 'docket', team_id: TEAM, user_id: BOT_USER, bot_id: BOT_ID };
       case 'chat.postMessage': {
@@ -233,6 +258,17 @@ export async function deliver(gatewayUrl: string, body: SlackBody, options: Slac
   const response = await fetch(`${gatewayUrl}/slack/events`, { method: 'POST', headers, body: raw });
   const text = await response.text();
   return { status: response.status, text, ms: performance.now() - started };
+}
+
+/**
+ * The same request as Slack sends it over Socket Mode: no signature, the body as an envelope's
+ * payload (events as `events_api`, slash commands as `slash_commands` with the form's fields,
+ * interactions as `interactive` with the parsed payload), settled by the app's ack on the socket.
+ */
+export function deliverOverSocket(slack: FakeSlack, body: SlackBody, options: DeliveryOptions = {}): Promise<DeliveryResult> {
+  if ('json' in body) return slack.socket.deliver('events_api', body.json, options);
+  if (typeof body.form.payload === 'string') return slack.socket.deliver('interactive', JSON.parse(body.form.payload), options);
+  return slack.socket.deliver('slash_commands', body.form, options);
 }
 
 let eventSequence = 0;

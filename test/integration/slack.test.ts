@@ -9,20 +9,21 @@ import { createLogger } from '../../infra/log';
 import type { InvestigationReport, TaskReport } from '../../core/investigation';
 import { docker, readVolumeFile } from '../helpers/engines';
 import {
-  buttonPress, deliver, directMessage, eventCallback, FakeSlack, mention, signSlack, slashCommand, type SlackBody, type SlackMessageRecord,
+  buttonPress, deliver, deliverOverSocket, directMessage, eventCallback, FakeSlack, mention, signSlack, slashCommand, type SlackBody, type SlackMessageRecord,
 } from '../helpers/fake-slack';
 import { enginesFolder, writeApprovalPolicy } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 
 /**
- * Slack chatops on real Temporal, real engines and real Docker; only Slack is faked, on loopback,
- * and every request to Docket is signed as Slack signs it.
+ * Slack chatops on real Temporal, real engines and real Docker; only Slack is faked, on loopback.
+ * Every specification runs over both ways Slack reaches an app: HTTP, where each request to Docket
+ * is signed as Slack signs it, and Socket Mode, where Docket connects out to the fake's WebSocket
+ * and Slack's envelopes come over it (what a gateway behind a firewall uses).
  */
 const sample = (name: string) => parseYaml(readFileSync(join(ROOT, 'engines', name, 'engine.yaml'), 'utf8'));
-const blocklistVolume = `docket-blocklist-slack-${randomBytes(4).toString('hex')}`;
-const policyFile = join(tmpdir(), `docket-slack-policy-${randomBytes(4).toString('hex')}.yaml`);
 const secret = randomBytes(16).toString('hex');
 const botToken = `xoxb-test-${randomBytes(8).toString('hex')}`;
+const appToken = `xapp-1-test-${randomBytes(8).toString('hex')}`;
 
 const SOC = 'CSOC0001';
 const ELSEWHERE = 'CRANDOM01';
@@ -31,7 +32,12 @@ const MALLORY = { id: 'UMALLORY1', username: 'mallory' };
 const BOB = 'UBOB0001';
 const EVE = 'UEVE0001';
 
-describe('Slack chatops', () => {
+type Transport = 'HTTP' | 'Socket Mode';
+
+describe.each<Transport>(['HTTP', 'Socket Mode'])('Slack chatops over %s', (transport) => {
+  const socketMode = transport === 'Socket Mode';
+  const blocklistVolume = `docket-blocklist-slack-${randomBytes(4).toString('hex')}`;
+  const policyFile = join(tmpdir(), `docket-slack-policy-${randomBytes(4).toString('hex')}.yaml`);
   let docket: TestSystem;
   let slack: FakeSlack;
   const logged: string[] = [];
@@ -42,13 +48,14 @@ describe('Slack chatops', () => {
     writeFileSync(join(schedulesDir, 'nightly-echo.yaml'), stringify({
       id: 'nightly-echo', description: 'greets the night shift', cron: '0 3 * * *', action: { run: { engine: 'echo', args: ['good night'] } }, paused: true,
     }));
-    slack = await new FakeSlack(botToken).start();
+    slack = await new FakeSlack(botToken, appToken).start();
     slack.members.set(SOC, [ALICE.id, MALLORY.id, BOB]);
     const engines = enginesFolder([
       sample('ioc-lookup'),
       sample('fileinfo'),
       { ...sample('blocklist'), volumes: [{ name: blocklistVolume, target: '/blocklist' }] },
       { name: 'echo', kind: 'analyzer', description: 'prints its arguments', image: 'docket/base:bookworm', accepts: ['other'], protocol: 'stdout', command: ['/bin/echo'], timeout: '30s' },
+      { name: 'sleepy', kind: 'analyzer', description: 'takes a few seconds', image: 'docket/base:bookworm', accepts: ['other'], protocol: 'stdout', command: ['/bin/sh', '-c', 'sleep 4; echo awake'], timeout: '60s' },
     ]);
     docket = await startTestSystem({
       enginesDir: engines,
@@ -57,13 +64,16 @@ describe('Slack chatops', () => {
         DOCKET_POLICY_FILE: policyFile,
         DOCKET_SCHEDULES_DIR: schedulesDir,
         SLACK_BOT_TOKEN: botToken,
+        // Both set, as many installations have them: the app token turns Socket Mode on, and HTTP off.
         SLACK_SIGNING_SECRET: secret,
+        ...(socketMode ? { SLACK_APP_TOKEN: appToken } : {}),
         DOCKET_SLACK_API_URL: slack.apiUrl,
         DOCKET_SLACK_CHANNELS: SOC,
         DOCKET_SLACK_APPROVERS: ALICE.id,
         DOCKET_CONSOLE_URL: 'http://docket.test/console/',
       },
     });
+    if (socketMode) await slack.socket.waitForConnection(1);
   });
   afterAll(async () => {
     await docket?.close();
@@ -71,7 +81,15 @@ describe('Slack chatops', () => {
     await docker.getVolume(blocklistVolume).remove().catch(() => undefined);
   });
 
-  const send = (body: SlackBody, options: { timestamp?: number; retry?: number; signature?: string } = {}) => deliver(docket.baseUrl, body, { secret, ...options });
+  /** A request as Slack delivers it over this transport; over Socket Mode, "200" is the app's ack on the socket. */
+  const send = async (body: SlackBody, options: { timestamp?: number; retry?: number; signature?: string } = {}) => {
+    if (!socketMode) return deliver(docket.baseUrl, body, { secret, ...options });
+    const { ack } = await deliverOverSocket(slack, body, { retry: options.retry });
+    return { status: 200, text: JSON.stringify(ack.payload ?? {}) };
+  };
+  /** Specifications that are about one transport only. */
+  const overHttp = (name: string, test: () => Promise<void>) => { if (!socketMode) it(name, test); };
+  const overSocket = (name: string, test: () => Promise<void>) => { if (socketMode) it(name, test); };
   const eventIdOf = (body: SlackBody) => ('json' in body ? String(body.json.event_id) : '');
   const eventOf = (body: SlackBody) => ('json' in body ? (body.json.event as Record<string, string>) : {});
   const workflowExists = async (id: string) => {
@@ -139,7 +157,7 @@ describe('Slack chatops', () => {
     expect((await readVolumeFile(blocklistVolume, '/volume/blocklist.txt')).split('\n')).toContain('https://evil.example/x');
   });
 
-  it('refuses a forged signature and a timestamp older than five minutes with 401, and starts nothing', async () => {
+  overHttp('refuses a forged signature and a timestamp older than five minutes with 401, and starts nothing', async () => {
     const forged = mention(SOC, BOB, 'analyze 203.0.113.9');
     const answer = await send(forged, { signature: `v0=${'0'.repeat(64)}` });
     expect(answer.status).toBe(401);
@@ -245,7 +263,7 @@ describe('Slack chatops', () => {
     await threadMessage(ELSEWHERE, eventOf(member).ts, (message) => message.text.includes('Engines'), 'the engines list for a member');
   });
 
-  it("answers Slack's URL verification challenge", async () => {
+  overHttp("answers Slack's URL verification challenge", async () => {
     const challenge = randomBytes(8).toString('hex');
     const answer = await send({ json: { type: 'url_verification', token: 'x', challenge } });
     expect(answer.status).toBe(200);
@@ -257,5 +275,80 @@ describe('Slack chatops', () => {
     expect((await send(body)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await workflowExists(`slack-${eventIdOf(body)}`)).toBe(false);
+  });
+
+  overSocket('connects out with the app token through the configured Slack address, and serves no /slack/events route', async () => {
+    const opens = slack.callsTo('apps.connections.open');
+    expect(opens.length).toBeGreaterThan(0);
+    expect(opens.every((call) => call.token === appToken)).toBe(true);
+    expect(slack.socket.connections.at(-1)?.closed).toBeUndefined();
+
+    // Even a correctly signed request finds nothing to talk to: Socket Mode needs no inbound port.
+    const body = mention(SOC, BOB, 'analyze 203.0.113.91');
+    const answer = await deliver(docket.baseUrl, body, { secret });
+    expect(answer.status).toBe(404);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await workflowExists(`slack-${eventIdOf(body)}`)).toBe(false);
+  });
+
+  overSocket('reconnects when Slack asks it to (disconnect, refresh_requested) while a job runs, and loses or doubles no message', async () => {
+    const command = slashCommand(slack, SOC, BOB, 'run sleepy now');
+    const id = `slack-${(command as { form: Record<string, string> }).form.trigger_id}`;
+    expect((await send(command)).status).toBe(200);
+    const isSleepy = (message: SlackMessageRecord) => !message.thread_ts && message.versions[0].text.includes('Running `sleepy now`');
+    await poll(async () => slack.posted(SOC).filter(isSleepy), (found) => found.length === 1, 'the message of run sleepy');
+    const opened = slack.socket.connections.length;
+
+    slack.socket.disconnect('refresh_requested');
+    // Sent while the app is between connections: Slack holds it for the next one.
+    const meanwhile = mention(SOC, BOB, 'analyze 198.51.100.99');
+    const delivered = deliverOverSocket(slack, meanwhile);
+    await slack.socket.waitForConnection(opened + 1);
+    const { ack, attempts } = await delivered;
+    expect(slack.socket.connections[opened - 1].closed).toBe('by the app');
+    expect(ack.connection).toBe(opened + 1);
+    expect(attempts).toHaveLength(1);
+
+    const report = (await docket.client.workflow.getHandle(id).result()) as TaskReport;
+    expect(report).toMatchObject({ engine: 'sleepy', status: 'Success' });
+    const done = await poll(async () => slack.posted(SOC).filter(isSleepy), (found) => found.length === 1 && found[0].text.includes('awake'), 'the output of run sleepy');
+    const thread = eventOf(meanwhile).ts;
+    await threadMessage(SOC, thread, isSummary, 'the summary of the investigation asked for between connections');
+
+    const posts = slack.callsTo('chat.postMessage');
+    expect(posts.filter((call) => String(call.args.text).includes('Running `sleepy now`'))).toHaveLength(1);
+    expect(posts.filter((call) => call.args.thread_ts === thread)).toHaveLength(1);
+    expect(done[0].versions.filter((version) => version.text.includes('awake'))).toHaveLength(1);
+    expect(slack.posted(SOC).filter((message) => message.thread_ts === thread && !message.deleted)).toHaveLength(1);
+  });
+
+  overSocket('reconnects after the connection drops without a close frame and Slack is unreachable for a while, and runs once an event Slack sends again because its ack was lost', async () => {
+    const body = mention(SOC, BOB, 'analyze 198.51.100.120');
+    const opened = slack.socket.connections.length;
+    const opens = slack.callsTo('apps.connections.open').length;
+    const lostBefore = slack.socket.lostAcks.length;
+    const delivered = deliverOverSocket(slack, body, { loseAcks: 1 });
+    await poll(async () => slack.socket.lostAcks.length, (lost) => lost > lostBefore, 'the ack that Slack never gets');
+    slack.refuseConnectionOpens = 2;
+    slack.socket.drop();
+
+    await slack.socket.waitForConnection(opened + 1);
+    const { ack, attempts } = await delivered;
+    expect(slack.socket.connections[opened - 1].closed).toBe('dropped');
+    expect(slack.refuseConnectionOpens).toBe(0);
+    expect(slack.callsTo('apps.connections.open')).toHaveLength(opens + 3);
+    expect(attempts.map((attempt) => attempt.retry_attempt)).toEqual([0, 1]);
+    expect(ack.connection).toBe(opened + 1);
+
+    const thread = eventOf(body).ts;
+    const summary = await threadMessage(SOC, thread, isSummary, 'the summary of the one investigation');
+    expect(allText(summary)).toContain('198[.]51[.]100[.]120');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(slack.posted(SOC).filter((message) => message.thread_ts === thread && !message.deleted)).toHaveLength(1);
+    const started = await docket.client.workflow.list({ query: `WorkflowId = 'slack-${eventIdOf(body)}'` });
+    let runs = 0;
+    for await (const _ of started) runs += 1;
+    expect(runs).toBe(1);
+    expect(logged.some((line) => line.includes(`${eventIdOf(body)} again (retry 1)`))).toBe(true);
   });
 });

@@ -24,12 +24,15 @@ describe('the chatops lexicon', () => {
     ['help', { kind: 'help', topic: undefined }],
     ['?', { kind: 'help', topic: undefined }],
     ['help run', { kind: 'help', topic: 'run' }],
+    ['seen hxxps://evil[.]example/x', { kind: 'seen', value: 'hxxps://evil[.]example/x' }],
+    ['Seen "Mozilla/5.0 (X11; Linux)"', { kind: 'seen', value: 'Mozilla/5.0 (X11; Linux)' }],
+    ['seen', { kind: 'help', topic: 'seen' }],
   ])('reads %j', (text, expected) => {
     expect(parseInteraction(text)).toEqual(expected);
   });
 
   it('has a test above for every entry of the table', () => {
-    expect(LEXICON.map((entry) => entry.kind).sort()).toEqual(['analyze', 'engines', 'help', 'jobs', 'run', 'schedules', 'status']);
+    expect(LEXICON.map((entry) => entry.kind).sort()).toEqual(['analyze', 'engines', 'help', 'jobs', 'run', 'schedules', 'seen', 'status']);
   });
 
   it.each(['', '   ', 'hello there', 'what is the weather', 'deploy prod', 'help me please now', 'statusreport'])('answers %j with the short help', (text) => {

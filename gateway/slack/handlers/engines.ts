@@ -7,7 +7,7 @@ import type { SlackDeps } from '../deps';
 
 /** `engines`: each engine, what it accepts, and whether its image is on the Docker host. */
 export async function engines(_interaction: Extract<Interaction, { kind: 'engines' }>, conversation: Conversation, deps: SlackDeps): Promise<void> {
-  const { engines: list, errors } = await listEngines(deps.registry, deps.docker);
+  const { engines: list, errors } = await listEngines(deps.registry, deps.runners);
   const lines = list.map((engine) => {
     const image = engine.imagePresent === false ? ' :warning: image missing' : engine.imagePresent === null ? ' (Docker did not answer)' : '';
     const size = engine.accepts.includes('file') ? `, files up to ${formatBytes(engine.sizelimit)}` : '';

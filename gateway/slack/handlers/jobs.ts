@@ -5,7 +5,7 @@ import type { SlackDeps } from '../deps';
 
 /** `jobs` (donbot's `tasks`): the most recent investigations, from Temporal visibility. */
 export async function jobs(interaction: Extract<Interaction, { kind: 'jobs' }>, conversation: Conversation, deps: SlackDeps): Promise<void> {
-  const { investigations } = await deps.investigations.list({ pageSize: interaction.limit });
+  const { investigations } = await deps.temporal.list({ pageSize: interaction.limit });
   if (!investigations.length) {
     await conversation.answer(plain('No investigation yet. Try `analyze hxxps://evil[.]example/x`.'));
     return;

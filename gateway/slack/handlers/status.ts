@@ -1,7 +1,7 @@
 import type { Interaction } from '../../../core/chatops';
 import type { InvestigationReport, TaskReport } from '../../../core/investigation';
+import { RequestRefused } from '../../../contract/client';
 import { readTaskOutput } from '../../../infra/slack-client';
-import { ApiError } from '../../errors';
 import { escape, plain, progressMessage, summaryMessage, taskMessage } from '../../../infra/slack-messages';
 import type { Conversation } from '../conversation';
 import type { SlackDeps } from '../deps';
@@ -11,9 +11,9 @@ export async function status(interaction: Extract<Interaction, { kind: 'status' 
   const { links } = deps.settings;
   let found;
   try {
-    found = await deps.investigations.status(interaction.id);
+    found = await deps.temporal.status(interaction.id);
   } catch (error) {
-    if (!(error instanceof ApiError) || error.statusCode !== 404) throw error;
+    if (!(error instanceof RequestRefused) || error.statusCode !== 404) throw error;
     await conversation.whisper(`I know no investigation or task \`${escape(interaction.id)}\`; \`jobs\` lists the recent ones.`);
     return;
   }

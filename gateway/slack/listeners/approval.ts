@@ -1,6 +1,6 @@
 import type { AllMiddlewareArgs, BlockButtonAction, SlackActionMiddlewareArgs } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
-import { ApiError } from '../../errors';
+import { RequestRefused } from '../../../contract/client';
 import { APPROVE_ACTION, type ApprovalValue, deciderName, escape, progressMessage } from '../../../infra/slack-messages';
 import type { SlackDeps } from '../deps';
 
@@ -29,11 +29,11 @@ export function approvalListener(deps: SlackDeps) {
     }
     const by = deciderName(user);
     try {
-      await deps.investigations.decide(value.id, verdict, { responseId: value.response, by });
+      await deps.temporal.decide(value.id, verdict, { responseId: value.response, by });
       deps.log.info(`slack: ${by} ${verdict}d response ${value.response} of ${value.id}`);
       await showDecision(deps, client, channel, body.message?.ts, value.id);
     } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
+      if (!(error instanceof RequestRefused)) throw error;
       deps.log.info(`slack: ${by} could not ${verdict} ${value.id}/${value.response}: ${error.message}`);
       await whisper(`I could not ${verdict} that: ${escape(error.message)}`);
     }
@@ -59,7 +59,7 @@ function approvalValue(raw: string | undefined): ApprovalValue | undefined {
 async function showDecision(deps: SlackDeps, client: WebClient, channel: string, ts: string | undefined, id: string): Promise<void> {
   if (!channel || !ts) return;
   try {
-    const { live } = await deps.investigations.status(id);
+    const { live } = await deps.temporal.status(id);
     if (!live) return;
     const message = progressMessage(live, deps.settings.links);
     await client.chat.update({ channel, ts, text: message.text, blocks: message.blocks });
