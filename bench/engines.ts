@@ -13,7 +13,7 @@ import { TaskInput, type TaskReport } from '../core/investigation';
 import { startSystem } from '../system/start-system';
 import { freePort, startDevServer } from '../system/temporal-dev';
 import { enginesFolder } from '../test/helpers/fixtures';
-import { exec, timed } from './lib';
+import { exec, reportFigures, timed } from './lib';
 import { WorkflowType } from '../contract/messages';
 
 const IMAGE = 'docket/base:bookworm';
@@ -34,9 +34,9 @@ async function main(): Promise<void> {
   try {
     const warm = async (index: number) => runTask(system.client, `warm-${index}`);
     await timed(PARALLEL, PARALLEL, warm);
-    await exec('docker', ['run', '--rm', IMAGE, '/bin/echo', 'ok']);
+    await exec('docker', ['run', '--rm', '--network', 'none', IMAGE, '/bin/echo', 'ok']);
 
-    const raw = await timed(jobs, PARALLEL, () => exec('docker', ['run', '--rm', '--network', 'none', IMAGE, '/bin/echo', 'ok']));
+    const raw = await timed(jobs, PARALLEL, async () => { await exec('docker', ['run', '--rm', '--network', 'none', IMAGE, '/bin/echo', 'ok']); });
     const batch = randomBytes(3).toString('hex');
     // Every task workflow is started at once; the engine worker's concurrency (4) bounds the containers.
     const docket = await timed(jobs, jobs, (index) => runTask(system.client, `${batch}-${index}`));
@@ -45,6 +45,13 @@ async function main(): Promise<void> {
     console.log(`  raw docker run : ${(raw / 1000).toFixed(1)} s  (${(raw / jobs).toFixed(0)} ms/job)`);
     console.log(`  through Docket : ${(docket / 1000).toFixed(1)} s  (${(docket / jobs).toFixed(0)} ms/job)`);
     console.log(`  ratio Docket / raw = ${(docket / raw).toFixed(2)} (target <= 1.3)`);
+    reportFigures('engines', [{
+      figure: `${jobs} trivial engine jobs, ${PARALLEL} at once (wall time)`,
+      docket: `${(docket / 1000).toFixed(1)} s`,
+      baseline: `docker run --rm --network none, ${PARALLEL} at once: ${(raw / 1000).toFixed(1)} s`,
+      ratio: docket / raw,
+      goal: '≤ 1.3',
+    }]);
   } finally {
     await system.stop();
     await temporal.stop();

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { freePort, startDevServer } from '../system/temporal-dev';
 import { deliver, FakeSlack, slashCommand } from '../test/helpers/fake-slack';
-import { percentile, timed } from './lib';
+import { percentile, reportFigures, timed } from './lib';
 
 const COMMANDS = 200;
 const PARALLEL = 20;
@@ -116,6 +116,13 @@ async function main(): Promise<void> {
       `  messages posted: ${started}/${COMMANDS}; investigations started: ${running}/${COMMANDS}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+    reportFigures('slack', [{
+      figure: `Slack ack, ${COMMANDS} signed /docket analyze commands, ${PARALLEL} at a time (p99)`,
+      docket: ms(p99),
+      baseline: `GET /healthz, same parallelism: ${ms(percentile(floorSorted, 99))}`,
+      ratio: p99 / percentile(floorSorted, 99),
+      goal: `p99 < ${TARGET_P99_MS} ms`,
+    }]);
     if (failures.length || running < COMMANDS) process.exitCode = 1;
   } finally {
     await Promise.all(children.map(stop));

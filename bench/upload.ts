@@ -27,6 +27,7 @@ import { loadConfig } from '../core/config';
 import { startSystem } from '../system/start-system';
 import { freePort, startDevServer } from '../system/temporal-dev';
 import { enginesFolder } from '../test/helpers/fixtures';
+import { reportFigures } from './lib';
 
 const ROOT = resolve(__dirname, '..');
 const MiB = 1024 * 1024;
@@ -137,6 +138,22 @@ async function main(): Promise<void> {
     console.log(`  GET /result/<id>, baseline (node http server, same bytes): ${baseRps.rps.toFixed(0)} req/s, p99 ${baseRps.p99} ms`);
     console.log(`  GET /result/<id>, through the gateway (finished reports cached after the first read): ${docketRps.rps.toFixed(0)} req/s, p99 ${docketRps.p99} ms, ${docketRps.failed} failed`);
     console.log(`  ratio gateway / baseline = ${(docketRps.rps / baseRps.rps).toFixed(3)}`);
+    reportFigures('upload', [
+      {
+        figure: `${mib} MiB multipart upload (throughput; gateway RSS growth ${fmt(docket.growth)} MiB, goal < ${RSS_TARGET_MiB} MiB)`,
+        docket: `${(mib / docket.seconds).toFixed(0)} MiB/s`,
+        baseline: `node http server piping to a file: ${(mib / base.seconds).toFixed(0)} MiB/s`,
+        ratio: base.seconds / docket.seconds,
+        goal: 'throughput, no goal; RSS < 64 MiB',
+      },
+      {
+        figure: `GET /result/<id> of a finished job, ${AUTOCANNON_CONNECTIONS} connections, ${AUTOCANNON_SECONDS} s`,
+        docket: `${docketRps.rps.toFixed(0)} req/s, p99 ${docketRps.p99} ms`,
+        baseline: `node http server, same bytes: ${baseRps.rps.toFixed(0)} req/s`,
+        ratio: docketRps.rps / baseRps.rps,
+        goal: 'report only',
+      },
+    ]);
   } finally {
     for (const child of children) await child.stop();
     await workers?.stop();

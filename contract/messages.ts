@@ -49,12 +49,18 @@ export const SEARCH_ATTRIBUTES = {
   DocketVerdict: 'Keyword',
   DocketEngines: 'KeywordList',
   DocketObservableTypes: 'KeywordList',
+  /**
+   * The values analyzed, given or found as artifacts, in core/observable-index.ts's form and within
+   * its bound. SQL visibility stores (SQLite, PostgreSQL) have three KeywordList slots: this fills the last.
+   */
+  DocketObservables: 'KeywordList',
 } as const;
 
 export const sourceKey = defineSearchAttributeKey('DocketSource', 'KEYWORD');
 export const verdictKey = defineSearchAttributeKey('DocketVerdict', 'KEYWORD');
 export const enginesKey = defineSearchAttributeKey('DocketEngines', 'KEYWORD_LIST');
 export const observableTypesKey = defineSearchAttributeKey('DocketObservableTypes', 'KEYWORD_LIST');
+export const observablesKey = defineSearchAttributeKey('DocketObservables', 'KEYWORD_LIST');
 
 // ------------------------------------------------------------------------------ failure types
 
@@ -91,6 +97,17 @@ export function temporalScheduleId(queuePrefix: string, id: string): string {
 /** The job id of one bot of a remediation: the same bot may appear twice in one rule, so its place counts. */
 export function botJobId(workflowId: string, index: number, bot: string): string {
   return `${workflowId}/${index + 1}-${bot}`;
+}
+
+/** Cortex job ids (`POST /api/analyzer/<id>/run`) name their investigation's workflow; the prefix tells them from other investigations. */
+export const CORTEX_JOB_PREFIX = 'cortex-';
+
+export function cortexJobId(uuid: string): string {
+  return `${CORTEX_JOB_PREFIX}${uuid}`;
+}
+
+export function isCortexJobId(id: string): boolean {
+  return id.startsWith(CORTEX_JOB_PREFIX) && id.length > CORTEX_JOB_PREFIX.length && id.length <= 100;
 }
 
 /** The idempotency key a responder receives: one per response of one run of one investigation. */

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { describeIssues } from './engine-manifest';
 import { settingList, webhookAllowEntryProblem } from './notify-targets';
+import { parseDuration } from './units';
 
+const DAY_MS = 86_400_000;
 /**
  * Every setting Docket reads from its environment, with its default, in one place.
  * The README's "Configuration" table mirrors this schema.
@@ -12,6 +14,23 @@ const HOST_ENTRY = /^(\*|\[[0-9a-f:.]+\]|[0-9a-f.]*:[0-9a-f.]*:[0-9a-f:.]*|[a-z0
 
 export const ConfigSchema = z.object({
   DOCKET_DATA_DIR: z.string().default('data'),
+  /**
+   * Where blobs and cached results live: unset, folders under DOCKET_DATA_DIR; `s3://bucket/prefix`, an
+   * S3-compatible bucket that every host shares (README, "Blob store"), reached with the AWS_* settings below.
+   */
+  DOCKET_BLOB_URL: z.string().regex(
+    /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9._\/-]*)?$/,
+    's3://bucket or s3://bucket/prefix (a bucket name, then letters, digits, . _ - and /)',
+  ).refine((url) => !/\/\.{1,2}(\/|$)/.test(url.slice(5)), 'a prefix without . or .. segments').optional(),
+  /** `auto`: path-style addressing (endpoint/bucket/key) when an endpoint is set, as most S3-compatible servers need. */
+  DOCKET_BLOB_PATH_STYLE: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** The blob store's S3 endpoint, region and credentials: AWS's standard variables; unset ones come from the AWS SDK's chain (profiles, roles). */
+  AWS_ENDPOINT_URL_S3: z.string().url().optional(),
+  AWS_ENDPOINT_URL: z.string().url().optional(),
+  AWS_REGION: z.string().optional(),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
   DOCKET_ENGINES_DIR: z.string().default('engines'),
   DOCKET_HOST: z.string().default('127.0.0.1'),
   DOCKET_PORT: port.default(8100),
@@ -29,9 +48,25 @@ export const ConfigSchema = z.object({
       });
     }
   }),
+  /**
+   * The worker and engines roles' own HTTP listener (/healthz, /readyz, /metrics; system/role-server.ts):
+   * one setting per role, so one environment file serves every role on a host; 0 turns it off.
+   */
+  DOCKET_WORKER_PORT: port.default(8101),
+  DOCKET_ENGINES_PORT: port.default(8102),
+  DOCKET_ROLE_HOST: z.string().default('127.0.0.1'),
   /** An existing Temporal cluster; when unset, `npm start` runs a dev server. */
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().default('default'),
+  /**
+   * How long Temporal keeps a finished investigation's history (and so its report, `/result`, its search
+   * attributes): applied to TEMPORAL_NAMESPACE at start, the dev server's included. Temporal's floor is a day.
+   */
+  DOCKET_RETENTION: z.string().default('30d').superRefine((value, context) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) context.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration: write it like 30d or 720h` });
+    else if (ms < DAY_MS) context.addIssue({ code: 'custom', message: `${value} is shorter than Temporal's minimum retention of one day (1d)` });
+  }),
   DOCKET_TEMPORAL_PORT: port.default(7233),
   DOCKET_TEMPORAL_UI_PORT: port.default(8233),
   /** Where people reach the Temporal Web UI, for links from the console and Slack. */
@@ -66,6 +101,8 @@ export const ConfigSchema = z.object({
   DOCKET_ANONYMOUS: z.enum(['auto', 'none', 'read', 'analyze']).default('auto'),
   /** Gateway requests a minute per API key (per address without one); 0 turns the limit off. */
   DOCKET_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
+  /** State-changing gateway requests (uploads, starts, decisions) in progress at once; past it 503 + Retry-After; 0 = no bound. */
+  DOCKET_MAX_INFLIGHT_STARTS: z.coerce.number().int().min(0).default(64),
   /** Schedule definitions (`*.yaml`) reconciled into Temporal Schedules at start (README, "Schedules"). */
   DOCKET_SCHEDULES_DIR: z.string().default('schedules'),
   /** Cloud accounts compliance bots act in, and their credentials' variable names (README, "Compliance events"). */
@@ -92,6 +129,8 @@ export const ConfigSchema = z.object({
 export type Config = z.infer<typeof ConfigSchema> & {
   temporalAddress: string;
   temporalUiUrl: string;
+  /** DOCKET_RETENTION in milliseconds. */
+  retentionMs: number;
   engineFilter: string[];
   consoleUrl: string;
 };
@@ -107,6 +146,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ...config,
     temporalAddress: config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.DOCKET_TEMPORAL_PORT}`,
     temporalUiUrl: config.DOCKET_TEMPORAL_UI_URL ?? `http://localhost:${config.DOCKET_TEMPORAL_UI_PORT}`,
+    retentionMs: parseDuration(config.DOCKET_RETENTION)!,
     engineFilter: config.DOCKET_ENGINES.split(',').map((name) => name.trim()).filter(Boolean),
     consoleUrl: config.DOCKET_CONSOLE_URL ?? `http://localhost:${config.DOCKET_PORT}/console/`,
   };

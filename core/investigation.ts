@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ObservableType } from './engine-manifest';
+import { CortexObjectType, ObservableType } from './engine-manifest';
 
 /** A stored blob, referenced by content hash (claim check): bytes never travel in workflow payloads. */
 export const BlobRef = z.object({
@@ -17,7 +17,23 @@ export const Observable = z.object({
 });
 export type Observable = z.infer<typeof Observable>;
 
-export const Source = z.enum(['http', 'slack', 'event', 'schedule', 'cli']);
+/** Past this many bytes of JSON a TheHive object is refused: it travels in workflow history. */
+export const MAX_OBJECT_BYTES = 32_768;
+
+/**
+ * One of TheHive's objects (a case, a case observable, an alert, a task, a task log) that a responder
+ * acts on, as TheHive sends it to Cortex: the object itself is the responder's `data`.
+ */
+export const TheHiveObject = z.object({
+  dataType: CortexObjectType,
+  data: z.record(z.string(), z.unknown()),
+}).refine((object) => JSON.stringify(object.data).length <= MAX_OBJECT_BYTES, {
+  message: `the object is larger than ${MAX_OBJECT_BYTES} bytes of JSON; send only the fields the responder reads`,
+  path: ['data'],
+});
+export type TheHiveObject = z.infer<typeof TheHiveObject>;
+
+export const Source = z.enum(['http', 'slack', 'event', 'schedule', 'cli', 'cortex']);
 export type Source = z.infer<typeof Source>;
 
 export const InvestigationInput = z.object({
@@ -38,6 +54,14 @@ export const InvestigationInput = z.object({
   source: Source.default('http'),
   force: z.boolean().default(false),
   depth: z.number().int().min(0).max(5).default(1),
+  /** Cortex's `message` and `parameters`, handed to every engine job of this investigation. */
+  message: z.string().max(10_000).optional(),
+  parameters: z.record(z.string(), z.unknown()).refine((value) => JSON.stringify(value).length <= 16_384, 'parameters: at most 16384 bytes of JSON').optional(),
+  /**
+   * A TheHive object for the responders asked for in `respond` that accept its type (Cortex's
+   * `POST /api/responder/<id>/run`); it is acted on as it is, never analyzed.
+   */
+  object: TheHiveObject.optional(),
   /** Free-form arguments for the engines (the `run <engine> <args>` of chatops). */
   args: z.array(z.string().max(4096)).max(64).optional(),
   /** Drop private and reserved addresses found in text. */
@@ -63,10 +87,11 @@ export const InvestigationInput = z.object({
 });
 export type InvestigationInput = z.infer<typeof InvestigationInput>;
 
-/** What one engine is asked to look at: an observable, or a stored file. */
+/** What one engine is asked to look at: an observable, a stored file, or (responders) a TheHive object. */
 export type Subject =
   | { kind: 'observable'; observable: Observable }
-  | { kind: 'file'; file: BlobRef };
+  | { kind: 'file'; file: BlobRef }
+  | { kind: 'object'; object: TheHiveObject };
 
 export const TaxonomyLevel = z.enum(['info', 'safe', 'suspicious', 'malicious']);
 export type TaxonomyLevel = z.infer<typeof TaxonomyLevel>;
@@ -79,7 +104,8 @@ export const Taxonomy = z.object({
 });
 export type Taxonomy = z.infer<typeof Taxonomy>;
 
-export type EngineJobStatus = 'queued' | 'running' | 'success' | 'failure' | 'timeout' | 'error';
+/** `skipped`: the engine applies to the subject's type but did not run on it (TLP, PAP, file type); never a failure. */
+export type EngineJobStatus = 'queued' | 'running' | 'success' | 'failure' | 'timeout' | 'error' | 'skipped';
 
 /** The small, payload-safe outcome of one engine run; large output lives in the blob store. */
 export interface EngineReport {
@@ -120,6 +146,15 @@ export interface EngineJobState {
   subject: string;
   state: EngineJobStatus;
   cached?: boolean;
+  /** Why a skipped job did not run. */
+  reason?: string;
+}
+
+/** An engine that applied to a subject's type and was not run on it, and why (TLP, PAP, file type). */
+export interface SkippedEngineJob {
+  engine: string;
+  subject: Subject;
+  reason: string;
 }
 
 export type ApprovalState = 'not-required' | 'pending' | 'approved' | 'rejected' | 'expired';
@@ -128,7 +163,9 @@ export interface ResponseRecord {
   /** Stable id, used to approve or reject this one response. */
   id: string;
   responder: string;
+  /** What the response acts on; for a TheHive object, a label of it (type `other`), the object beside it. */
   observable: Observable;
+  object?: TheHiveObject;
   rule: string;
   approval: {
     state: ApprovalState;
@@ -138,6 +175,8 @@ export interface ResponseRecord {
     reason?: string;
   };
   report?: EngineReport;
+  /** Why the responder was not run although approved or needing no approval (its maxTlp / maxPap); not a failure. */
+  skipped?: string;
 }
 
 export interface NotificationRecord {
@@ -162,11 +201,18 @@ export interface InvestigationReport {
   finishedAt: string;
   observables: Observable[];
   jobs: EngineReport[];
+  /** Engines that applied and were not run, with the reason; they never make an investigation fail. */
+  skipped?: SkippedEngineJob[];
   verdicts: { bySubject: Record<string, TaxonomyLevel>; overall: TaxonomyLevel };
   responses: ResponseRecord[];
   notifications: NotificationRecord[];
   cancelled?: boolean;
   errors: string[];
+  /**
+   * How many distinct observable values (and file hashes) "seen before" searches find this
+   * investigation by, of how many it analyzed (core/observable-index.ts): past INDEX_BYTES the rest are not indexed.
+   */
+  observablesIndexed?: { indexed: number; of: number };
   /** The whole report, when it was too large for workflow history; this copy is trimmed (claim check). */
   reportRef?: BlobRef;
 }
@@ -184,15 +230,32 @@ export const Decision = z.object({
 });
 export type Decision = z.infer<typeof Decision>;
 
-/** Identifies a subject for dedupe and verdicts: `file:<sha256>` or `<type>:<data>`. */
+/** Identifies a subject for dedupe and verdicts: `file:<sha256>`, `<type>:<data>`, or `<thehive:type>:<json>`. */
 export function subjectKey(subject: Subject): string {
-  return subject.kind === 'file' ? `file:${subject.file.sha256}` : `${subject.observable.type}:${subject.observable.data}`;
+  if (subject.kind === 'file') return `file:${subject.file.sha256}`;
+  if (subject.kind === 'object') return `${subject.object.dataType}:${JSON.stringify(subject.object.data)}`;
+  return `${subject.observable.type}:${subject.observable.data}`;
 }
 
 /** A short, human label of a subject, for logs and status lines. */
 export function describeSubject(subject: Subject): string {
   if (subject.kind === 'file') return `file ${subject.file.filename ?? subject.file.sha256.slice(0, 12)}`;
+  if (subject.kind === 'object') return objectLabel(subject.object).data;
   return `${subject.observable.type} ${subject.observable.data}`;
+}
+
+/** The type a subject is, as manifests' `accepts` name it. */
+export function subjectType(subject: Subject): string {
+  if (subject.kind === 'file') return 'file';
+  if (subject.kind === 'object') return subject.object.dataType;
+  return subject.observable.type;
+}
+
+/** A TheHive object as an observable label for status lines and approvals: its type and its title, name or id. */
+export function objectLabel(object: TheHiveObject): Observable {
+  const data = object.data;
+  const name = [data.title, data.name, data.data, data._id, data.id].find((value) => typeof value === 'string' && value.trim());
+  return { type: 'other', data: `${object.dataType} ${String(name ?? '(untitled)').slice(0, 200)}` };
 }
 
 /** One engine run with arguments and environment (CloudPassage's tasks: `run <engine> <args>`, scheduled runs). */

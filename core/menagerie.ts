@@ -31,6 +31,8 @@ export function linkFor(id: string): string {
 export function menagerieFromReport(report: InvestigationReport): MenagerieResult {
   const failed = report.status === 'Fail' || report.jobs.some((job) => job.status !== 'success');
   const first = report.jobs.find((job) => job.status !== 'success') ?? report.jobs[0];
-  const summary = first ? first.summary : summarize(report.errors.join('; ') || 'no engine ran');
+  // A job whose engine did not take the file (or its TLP) ran nothing: the reason is its summary.
+  const skipped = report.skipped?.[0];
+  const summary = first ? first.summary : summarize(skipped ? `${skipped.engine} skipped: ${skipped.reason}` : report.errors.join('; ') || 'no engine ran');
   return { status: failed ? 'Fail' : 'Success', summary, link: linkFor(report.id) };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { describeIssues, ObservableType } from './engine-manifest';
-import { type Observable, TaxonomyLevel } from './investigation';
+import { type Observable, objectLabel, TaxonomyLevel, type TheHiveObject } from './investigation';
 import { compareLevels } from './verdict';
 import { parseDuration } from './units';
 
@@ -51,6 +51,8 @@ export interface PolicyFacts {
 export interface PlannedResponse {
   responder: string;
   observable: Observable;
+  /** A TheHive object the responder acts on instead of the observable, which then only labels it. */
+  object?: TheHiveObject;
   rule: string;
   approval: 'required' | 'none';
   expiryMs: number;
@@ -124,6 +126,7 @@ export interface RequestedResponder {
  * The responses asked for by name (`respond`): one per (responder, observable it accepts), each
  * gated by `approvalFor(…, 'required')`. A pair the policy already selected keeps the policy's
  * response, whose rule then decides. The rule of the others reads `requested by <requester>`.
+ * A TheHive `object` goes to each responder that accepts its type, once, under the same gate.
  */
 export function requestedResponses(
   policy: Policy,
@@ -131,6 +134,7 @@ export function requestedResponses(
   observables: Observable[],
   requester: string | undefined,
   selected: PlannedResponse[],
+  object?: TheHiveObject,
 ): { planned: PlannedResponse[]; errors: string[] } {
   const planned: PlannedResponse[] = [];
   const errors: string[] = [];
@@ -138,6 +142,14 @@ export function requestedResponses(
   for (const responder of responders) {
     if (!responder.accepts) {
       errors.push(`responder ${responder.name} was asked for but is not declared on the worker; nothing was done with it`);
+      continue;
+    }
+    if (object && responder.accepts.includes(object.dataType)) {
+      const gate = approvalFor(policy, responder.name, 'required');
+      planned.push({
+        responder: responder.name, observable: objectLabel(object), object, rule: `requested by ${requester ?? 'an unnamed caller'}`,
+        approval: gate.approval, expiryMs: gate.expiryMs,
+      });
       continue;
     }
     const targets = observables.filter((observable) => responder.accepts!.includes(observable.type));

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { type Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { DocketClient } from '../contract/client';
 import type { FastifyInstance } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -17,9 +18,10 @@ import {
   singleAccountIdOf,
   validateComplianceAccounts,
 } from '../core/compliance';
-import { complianceWorkflowId, sourceKey, WorkflowType } from '../contract/messages';
+import { complianceWorkflowId } from '../contract/messages';
 import { ApiError, badRequest } from './errors';
-import { errorResponses, jsonSchema } from './schemas';
+import type { FindingLedger } from './findings-routes';
+import { errorResponses, JSON_BODY_ERRORS, jsonSchema, requestSchema } from './schemas';
 
 /**
  * `POST /v1/events/compliance` (README.md, "Compliance events"): Dome9 / CloudGuard findings, one, a
@@ -98,6 +100,15 @@ const FindingsAnswer = z.object({
   findings: z.array(FindingAnswer),
 });
 
+/**
+ * What the route takes, loosely: parseComplianceEvent reads the fields and names the one that is wrong,
+ * and a finding carries far more than Docket reads.
+ */
+const ComplianceEventBody = z.union([
+  z.looseObject({}).describe('a Dome9 / CloudGuard finding, an object with a `findings` batch, or an SNS notification whose Message is one of those'),
+  z.array(z.looseObject({})).describe('a batch of findings'),
+]);
+
 const SnsAnswer = z.object({
   kind: z.enum(['subscription-confirmation', 'unsubscribe-confirmation']),
   topicArn: z.string(),
@@ -107,13 +118,14 @@ const SnsAnswer = z.object({
 });
 
 export interface ComplianceRouteDeps {
-  client: Client;
-  /** The main worker's task queue, where the workflows start. */
-  taskQueue: string;
+  /** Temporal; remediations start on its task queue, the main worker's. */
+  temporal: DocketClient;
   /** Its responder engines are the bots AUTO: tags may name; read per request, so a reload counts. */
   registry: EngineRegistry;
   accounts?: ComplianceAccountsState;
   log?: Logger;
+  /** Told of the findings answered `skipped` or `refused`, which start nothing Temporal would list. */
+  ledger?: Pick<FindingLedger, 'record'>;
 }
 
 export async function complianceRoutes(app: FastifyInstance, deps: ComplianceRouteDeps): Promise<void> {
@@ -129,7 +141,13 @@ export async function complianceRoutes(app: FastifyInstance, deps: ComplianceRou
       description: 'The body is JSON, sent as application/json or text/plain (as SNS posts it). Each failed finding with an '
         + '`AUTO: <bot> <params…>` tag starts one remediation workflow whose ID is the finding key; a finding sent again is '
         + 'answered `duplicate` and not remediated twice.',
-      response: { 200: jsonSchema(z.union([FindingsAnswer, SnsAnswer])), 202: jsonSchema(FindingsAnswer), ...errorResponses },
+      body: {
+        content: {
+          'application/json': { schema: requestSchema(ComplianceEventBody, 'compliance event', { replace: false }) },
+          'text/plain': { schema: requestSchema(z.string().describe('the same JSON, as SNS posts it'), 'compliance event', { replace: false }) },
+        },
+      },
+      response: { 200: jsonSchema(z.union([FindingsAnswer, SnsAnswer])), 202: jsonSchema(FindingsAnswer), ...errorResponses(...JSON_BODY_ERRORS) },
     },
   }, async (request, reply) => {
     if (!accounts.ok) {
@@ -151,7 +169,11 @@ export async function complianceRoutes(app: FastifyInstance, deps: ComplianceRou
     const requester = request.caller?.kind === 'key' ? request.caller.key.name : 'anonymous';
     const findings: FindingAnswer[] = [];
     for (const [index, finding] of event.findings.entries()) {
-      findings.push(await remediate(deps, accounts.config, finding, index, bots, requester));
+      const answer = await remediate(deps, accounts.config, finding, index, bots, requester);
+      findings.push(answer);
+      if ((answer.result === 'skipped' || answer.result === 'refused') && answer.reason) {
+        deps.ledger?.record({ key: answer.key, rule: answer.rule, entity: answer.entity, account: answer.account, result: answer.result, reason: answer.reason });
+      }
     }
     const started = findings.filter((answer) => answer.result === 'started').length;
     return reply.status(started > 0 ? 202 : 200).send({ kind: 'findings', started, findings });
@@ -183,14 +205,8 @@ async function remediate(
     unknownBots: plan.actions.filter((action) => !action.known).map((action) => action.bot),
   };
   try {
-    await deps.client.workflow.start(WorkflowType.compliance, {
-      taskQueue: deps.taskQueue,
-      workflowId: key,
-      args: [input],
-      // Rejected even after the first run closed: a re-sent finding must not remediate twice.
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      searchAttributes: { [sourceKey.name]: ['event'] },
-    });
+    // Refused even after the first run closed: a re-sent finding must not remediate twice.
+    await deps.temporal.startCompliance(input);
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       return { ...answer, result: 'duplicate', reason: 'this finding was received before and its remediation started then; it is not remediated twice' };

@@ -1,8 +1,8 @@
-import type Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { EngineRegistry } from '../infra/engine-registry';
-import { EngineManifest, ObservableType } from '../core/engine-manifest';
+import type { EngineRunners } from '../infra/engine-runner';
+import { EngineDataType, EngineManifest } from '../core/engine-manifest';
 import { errorResponses, jsonSchema } from './schemas';
 import { withTimeout } from './timeout';
 
@@ -16,12 +16,12 @@ export const EngineView = z.object({
   name: z.string(),
   kind: EngineManifest.shape.kind,
   description: z.string(),
-  accepts: z.array(ObservableType),
+  accepts: z.array(EngineDataType),
   protocol: EngineManifest.shape.protocol,
   image: z.string().describe('the image reference the manifest names'),
-  imageId: z.string().nullable().describe('the image ID that reference resolves to now; null when the image is missing or Docker did not answer'),
-  imagePresent: z.boolean().nullable().describe('whether the image is on the Docker host; null when Docker did not answer'),
-  imageError: z.string().optional().describe('why Docker could not be asked'),
+  imageId: z.string().nullable().describe('the image ID that reference resolves to now (`process:<command>` for a process engine); null when the image is missing or its runner did not answer'),
+  imagePresent: z.boolean().nullable().describe('whether the image is on the Docker host; null when its runner (Docker) did not answer'),
+  imageError: z.string().optional().describe('why the runner could not be asked'),
   concurrency: z.number().int().describe('containers at once per engine worker'),
   timeout: z.number().int().describe('milliseconds one run may take'),
   sizelimit: z.number().int().describe('largest upload, in bytes'),
@@ -34,8 +34,8 @@ export const EngineList = z.object({
 });
 export type EngineList = z.infer<typeof EngineList>;
 
-/** Every loaded engine with its image looked up on the Docker host, all lookups at once. */
-export async function listEngines(registry: EngineRegistry, docker: Docker): Promise<EngineList> {
+/** Every loaded engine with what it runs looked up by its runner (the image on the Docker host), all lookups at once. */
+export async function listEngines(registry: EngineRegistry, runners: EngineRunners): Promise<EngineList> {
   const engines = await Promise.all(registry.list().map(async ({ manifest }): Promise<EngineView> => {
     const view = {
       name: manifest.name,
@@ -48,23 +48,24 @@ export async function listEngines(registry: EngineRegistry, docker: Docker): Pro
       timeout: manifest.timeout,
       sizelimit: manifest.sizelimit,
     };
+    const runner = runners.find(manifest.runner);
+    if (!runner) return { ...view, imageId: null, imagePresent: null, imageError: `runner: ${manifest.runner} is not available to this process` };
     try {
-      const info = await withTimeout(docker.getImage(manifest.image).inspect(), INSPECT_TIMEOUT_MS);
-      return { ...view, imageId: info.Id, imagePresent: true };
+      const id = await withTimeout(runner.identify(manifest), INSPECT_TIMEOUT_MS);
+      return id ? { ...view, imageId: id, imagePresent: true } : { ...view, imageId: null, imagePresent: false };
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return { ...view, imageId: null, imagePresent: false };
-      return { ...view, imageId: null, imagePresent: null, imageError: `Docker did not answer: ${(error as Error).message.split('\n')[0]}` };
+      return { ...view, imageId: null, imagePresent: null, imageError: `${runner.title} did not answer: ${(error as Error).message.split('\n')[0]}` };
     }
   }));
   return { engines, errors: registry.errors };
 }
 
-export async function engineRoutes(app: FastifyInstance, deps: { registry: EngineRegistry; docker: Docker }): Promise<void> {
+export async function engineRoutes(app: FastifyInstance, deps: { registry: EngineRegistry; runners: EngineRunners }): Promise<void> {
   app.get('/v1/engines', {
     config: { role: 'read' },
     schema: {
       tags: ['engines'], summary: 'The engines, the image each one runs now, and the manifests that were skipped',
-      response: { 200: jsonSchema(EngineList), ...errorResponses },
+      response: { 200: jsonSchema(EngineList), ...errorResponses() },
     },
-  }, () => listEngines(deps.registry, deps.docker));
+  }, () => listEngines(deps.registry, deps.runners));
 }

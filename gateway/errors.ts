@@ -2,6 +2,8 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { RequestRefused } from '../contract/client';
+import { cortexErrorType } from '../core/cortex-api';
 
 /** An error a client can act on, rendered as `{"error": {"code", "message", "details"}}`. */
 export class ApiError extends Error {
@@ -31,9 +33,19 @@ export const errorHandling = fp(async (app: FastifyInstance) => {
     if (error instanceof ApiError) {
       return reply.status(error.statusCode).send({ error: { code: error.code, message: error.message, details: error.details } });
     }
+    if (error instanceof RequestRefused) {
+      return reply.status(error.statusCode).send({ error: { code: error.code, message: error.message } });
+    }
     if ((error as FastifyError).validation) {
       return reply.status(400).send({
         error: { code: 'invalid_request', message: `the request is not valid: ${error.message}`, details: (error as FastifyError).validation },
+      });
+    }
+    const down = unavailablePart(error);
+    if (down) {
+      request.log.warn({ err: error }, `${down} unavailable`);
+      return reply.status(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send({
+        error: { code: 'unavailable', message: `${down} is not answering (${firstLine(error)}); nothing was done, try again in ${RETRY_AFTER_SECONDS} s (GET /readyz says which part is down)` },
       });
     }
     const status = error.statusCode ?? 500;
@@ -51,6 +63,32 @@ export const errorHandling = fp(async (app: FastifyInstance) => {
     });
   });
 });
+
+/** What a caller is told to wait before trying again when a part Docket needs is down. */
+export const RETRY_AFTER_SECONDS = 5;
+
+// gRPC's UNAVAILABLE and DEADLINE_EXCEEDED: Temporal is down, restarting, or did not answer within the client's deadline.
+const TEMPORAL_DOWN = new Set([14, 4]);
+const NETWORK_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * Which part Docket depends on did not answer, when `error` or anything that caused it says so: gRPC
+ * codes are Temporal's (the gateway talks gRPC to nothing else), network errors are the blob store's.
+ */
+export function unavailablePart(error: unknown): 'Temporal' | 'the blob store' | undefined {
+  let cause: unknown = error;
+  for (let depth = 0; depth < 8 && cause && typeof cause === 'object'; depth += 1) {
+    const { code, name } = cause as { code?: unknown; name?: unknown };
+    if (typeof code === 'number' && TEMPORAL_DOWN.has(code)) return 'Temporal';
+    if (name === 'TimeoutError' || (typeof code === 'string' && NETWORK_DOWN.has(code))) return 'the blob store';
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function firstLine(error: Error): string {
+  return error.message.split('\n')[0];
+}
 
 /**
  * Answers bytes that are not HTTP (no route ever sees them) in the same error shape; fastify's own
@@ -76,6 +114,13 @@ function clientFault(error: NodeJS.ErrnoException): [number, string, string] {
  * Errors fastify raises before routing (a URL that does not decode, say), in the same shape; pass it
  * as fastify's `frameworkErrors`.
  */
-export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  reply.status(400).send({ error: { code: 'bad_request', message: `the request was refused before routing: ${error.message}` } });
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  const message = `the request was refused before routing: ${error.message}`;
+  // TheHive and cortex4py read Cortex's error shape on every /api answer, this one included.
+  if (request.url.startsWith('/api/')) {
+    reply.status(status).send({ type: cortexErrorType(status), message });
+    return;
+  }
+  reply.status(status).send({ error: { code: 'bad_request', message } });
 }

@@ -1,15 +1,20 @@
 import type { Client } from '@temporalio/client';
-import type Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { BlobStore } from '../infra/blob-store';
 import type { EngineRegistry } from '../infra/engine-registry';
-import { errorResponses, jsonSchema } from './schemas';
+import type { EngineRunners } from '../infra/engine-runner';
+import { RETRY_AFTER_SECONDS } from './errors';
+import { errorJson, errorResponses, jsonSchema } from './schemas';
 import { withTimeout } from './timeout';
 
 export interface HealthDeps {
   client: Client;
-  docker: Docker;
+  /** The engine runners whose health readiness reports, one check each, named by `runner:` value. */
+  runners: EngineRunners;
   registry: EngineRegistry;
+  /** The blob store uploads go to; readiness asks it for a blob that does not exist. */
+  blobs?: BlobStore;
   /** How long one readiness check may take before it counts as failed. */
   checkTimeoutMs?: number;
 }
@@ -23,7 +28,8 @@ type Check = z.infer<typeof Check>;
 
 export const Readiness = z.object({
   status: z.enum(['ready', 'not ready']),
-  checks: z.object({ temporal: Check, docker: Check, engines: Check }),
+  checks: z.object({ temporal: Check, engines: Check }).catchall(Check)
+    .describe('temporal, blobs (the blob store), engines, and one check per engine runner named by its runner: value (docker, process)'),
 });
 type Readiness = z.infer<typeof Readiness>;
 
@@ -41,40 +47,54 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDeps): Prom
     config: { rateLimit: false },
     schema: {
       tags: ['operations'], summary: 'The process is up',
-      response: { 200: jsonSchema(z.object({ status: z.literal('ok') })), ...errorResponses },
+      response: { 200: jsonSchema(z.object({ status: z.literal('ok') })), ...errorResponses() },
     },
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
     config: { rateLimit: false },
     schema: {
-      tags: ['operations'], summary: 'Temporal and Docker are reachable and engines are loaded (200), or not (503)',
-      response: { 200: readinessJson, 503: readinessJson, ...errorResponses },
+      tags: ['operations'], summary: 'Temporal, the blob store and the engine runners (Docker) answer and engines are loaded (200), or not (503), naming what is down',
+      // 503 is readiness itself, or auth's refusal when the key file cannot be read.
+      response: { ...errorResponses(), 200: readinessJson, 503: { anyOf: [readinessJson, errorJson] } },
     },
   }, async (_request, reply) => {
-    const [temporal, docker] = await Promise.all([
-      check(timeoutMs, `Temporal at ${temporalAddress(deps.client)}`, () =>
-        deps.client.connection.withDeadline(Date.now() + timeoutMs, () => deps.client.workflowService.getSystemInfo({}))),
-      check(timeoutMs, 'Docker', () => deps.docker.ping()),
+    const runners = deps.runners.list();
+    const [temporal, ...runnerChecks] = await Promise.all([
+      check(timeoutMs, `Temporal at ${temporalAddress(deps.client)}`, async () => {
+        await deps.client.connection.withDeadline(Date.now() + timeoutMs, () => deps.client.workflowService.getSystemInfo({}));
+        return undefined;
+      }),
+      ...runners.map((runner) => check(timeoutMs, runner.title, () => runner.health())),
     ]);
+    const blobs = deps.blobs;
     const readiness: Readiness = {
       status: 'ready',
-      checks: { temporal, docker, engines: enginesCheck(deps.registry) },
+      checks: {
+        temporal,
+        ...(blobs ? { blobs: await check(timeoutMs, 'the blob store', () => blobs.has(PROBE_SHA256).then(() => undefined)) } : {}),
+        ...Object.fromEntries(runners.map((runner, index) => [runner.kind, runnerChecks[index]])),
+        engines: enginesCheck(deps.registry),
+      },
     };
     if (!Object.values(readiness.checks).every((one) => one.ok)) {
       readiness.status = 'not ready';
-      reply.status(503);
+      reply.status(503).header('retry-after', String(RETRY_AFTER_SECONDS));
     }
     return readiness;
   });
 }
 
-async function check(timeoutMs: number, what: string, probe: () => Promise<unknown>): Promise<Check> {
+/** A content address no upload has: asking for it reads the store without changing it. */
+const PROBE_SHA256 = '0'.repeat(64);
+
+/** Runs one probe within the timeout; a probe may say more than "answers" by resolving with its own message. */
+async function check(timeoutMs: number, what: string, probe: () => Promise<string | undefined>): Promise<Check> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   try {
-    await withTimeout(probe(), timeoutMs);
-    return { ok: true, message: `${what} answers`, ms: elapsed() };
+    const message = await withTimeout(probe(), timeoutMs);
+    return { ok: true, message: message ?? `${what} answers`, ms: elapsed() };
   } catch (error) {
     return { ok: false, message: `cannot reach ${what}: ${(error as Error).message.split('\n')[0]}`, ms: elapsed() };
   }

@@ -2,19 +2,23 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { BlobStore } from '../infra/blob-store';
 import type { EngineRegistry } from '../infra/engine-registry';
+import { FileTypeSniffer } from '../infra/file-type';
 import { BlobTooLargeError, ChecksumMismatchError } from '../infra/blob-store';
 import { describeIssues } from '../core/engine-manifest';
 import { type BlobRef, Decision, InvestigationInput } from '../core/investigation';
 import { type NotifyLimits, notifyRefusal } from '../core/notify-targets';
 import { splitEngineRequest } from '../core/plan';
 import { formatBytes } from '../core/units';
+import { MAX_SEARCH_CHARS } from '../core/observable-index';
 import { ApiError, badRequest, tooLarge } from './errors';
-import type { Investigations, ListFilters } from './investigations';
+import type { DocketClient, ListFilters } from '../contract/client';
 import { requireRespondRole } from './responder-access';
+import { WaitParam, waitForJob } from './long-poll';
 import { sanitizeFilename } from './uploads';
+import { binaryFile, errorResponses, JSON_BODY_ERRORS, jsonSchema, multipartSchema, requestSchema } from './schemas';
 
 export interface V1InvestigationDeps {
-  investigations: Investigations;
+  temporal: DocketClient;
   blobs: BlobStore;
   /** Tells analyzers from responders, read per request so a reload counts. */
   registry: EngineRegistry;
@@ -32,6 +36,8 @@ const ListQuery = z.object({
   engine: z.string().optional(),
   type: z.string().optional(),
   status: z.string().optional(),
+  observable: z.string().max(MAX_SEARCH_CHARS).optional()
+    .describe('"seen before": only investigations that analyzed this value, given or found as an artifact (a domain, URL, IP, hash, mail, file sha256…; defanged is fine, case does not matter)'),
   pageSize: z.coerce.number().int().min(1).max(100).optional(),
   pageToken: z.string().max(4096).optional(),
 });
@@ -39,6 +45,114 @@ const ListQuery = z.object({
 /** The decider is the caller's key; a name in the body counts only for callers without one. */
 const DecisionBody = Decision.omit({ by: true }).extend({ by: z.string().min(1).max(200).optional() });
 const CancelBody = z.object({ reason: z.string().max(1000).optional() }).default({});
+
+// Schemas the routes declare: fastify validates requests and serializes answers with them, and they are the OpenAPI document.
+
+const IdParams = z.object({ id: z.string().min(1).max(200).describe('the investigation id (= its workflow ID, the jobid of an upload)') });
+
+/** The JSON body: an investigation input without the fields the route sets (it refuses them by name). */
+const CreateBody = InvestigationInput.omit({ source: true, requester: true });
+
+/** The multipart body readParts takes: files in `file` or `upload` fields, the rest as text fields. */
+const CreateMultipart = z.object({
+  file: binaryFile.optional().describe('a file to investigate; repeat the field for more (or name it upload)'),
+  text: z.string().optional().describe('free text whose observables are extracted'),
+  observables: z.string().optional().describe('a JSON array such as [{"type":"ip","data":"203.0.113.5"}]'),
+  engines: z.string().optional().describe('comma-separated engine names'),
+  respond: z.string().optional().describe('comma-separated responder names (needs the respond role)'),
+  tlp: z.string().optional(),
+  pap: z.string().optional(),
+  depth: z.string().optional(),
+  force: z.enum(['true', 'false']).optional(),
+  sha256: z.string().optional().describe('comma-separated hex digests the files must match, in order'),
+});
+
+const Links = z.object({ self: z.string(), result: z.string().describe('Menagerie-style status'), temporal: z.string().describe('the run in the Temporal Web UI') });
+
+const Started = z.object({ id: z.string(), links: Links });
+
+const Listed = z.object({
+  investigations: z.array(z.looseObject({
+    id: z.string(),
+    status: z.string().describe('Running, Completed, Failed, Canceled, Terminated, ContinuedAsNew, TimedOut'),
+    startedAt: z.string().optional(),
+    closedAt: z.string().optional(),
+    source: z.string().optional(),
+    verdict: z.string().optional(),
+    engines: z.array(z.string()).optional(),
+    observableTypes: z.array(z.string()).optional(),
+    what: z.object({
+      items: z.array(z.object({
+        label: z.string().describe('an observable, a file name or the start of the text, shortened'),
+        search: z.string().optional().describe('its indexed form: pass it as observable= to find every investigation that saw it'),
+      })),
+      more: z.number().int().describe('how many more subjects the input held'),
+    }).optional().describe('what was investigated, as the start recorded it'),
+    observablesIndexed: z.object({ indexed: z.number().int(), of: z.number().int() }).optional()
+      .describe('how many of its distinct values observable= finds it by; past the index bound the rest are not indexed'),
+  })),
+  nextPageToken: z.string().optional().describe('pass it as pageToken, with the same filters, for the next page'),
+});
+
+// Reports and live status are open: their fields grow with the workflow, and the API passes them on whole.
+const OpenRecord = z.looseObject({});
+
+const InvestigationState = z.union([
+  z.object({ id: z.string(), state: z.literal('completed'), report: OpenRecord.describe('the investigation report'), links: Links }),
+  z.object({ id: z.string(), state: z.literal('failed'), error: z.string(), links: Links }),
+  z.object({
+    id: z.string(),
+    state: z.literal('running'),
+    phase: z.string(),
+    status: OpenRecord.optional().describe('the live status query, when a worker answered it'),
+    links: Links,
+  }),
+]);
+
+const Decided = z.object({ id: z.string(), decided: z.array(z.looseObject({ id: z.string(), responder: z.string() })).describe('the responses this decision settled') });
+
+const schemas = {
+  create: {
+    tags: ['investigations'],
+    summary: 'Start an investigation from observables, text or files (JSON, or multipart/form-data with files)',
+    body: {
+      content: {
+        'application/json': { schema: requestSchema(CreateBody, 'investigation', { replace: false }) },
+        'multipart/form-data': { schema: multipartSchema(CreateMultipart) },
+      },
+    },
+    response: { 202: jsonSchema(Started), ...errorResponses(...JSON_BODY_ERRORS) },
+  },
+  list: {
+    tags: ['investigations'],
+    summary: 'Investigations, newest first (running ones first), filtered by their search attributes or by an observable they analyzed',
+    querystring: requestSchema(ListQuery, 'query'),
+    response: { 200: jsonSchema(Listed), ...errorResponses(400) },
+  },
+  read: {
+    tags: ['investigations'],
+    summary: 'One investigation: its report once completed, its live status while it runs',
+    description: 'With `?wait=30s` the answer comes as soon as the investigation finishes (or when the wait ends, with its state then). '
+      + 'The live status of a running investigation may be up to a second old.',
+    params: requestSchema(IdParams, 'path'),
+    querystring: requestSchema(z.object({ wait: WaitParam }), 'query'),
+    response: { 200: jsonSchema(InvestigationState), ...errorResponses(400, 404) },
+  },
+  decide: (verdict: 'approve' | 'reject') => ({
+    tags: ['investigations'],
+    summary: `${verdict === 'approve' ? 'Approve' : 'Reject'} a pending response (responseId), or all of them`,
+    params: requestSchema(IdParams, 'path'),
+    body: requestSchema(DecisionBody.default({}), 'decision'),
+    response: { 200: jsonSchema(Decided), ...errorResponses(404, 409, ...JSON_BODY_ERRORS) },
+  }),
+  cancel: {
+    tags: ['investigations'],
+    summary: 'Cancel a running investigation; its engine containers are killed',
+    params: requestSchema(IdParams, 'path'),
+    body: requestSchema(CancelBody, 'cancellation'),
+    response: { 202: jsonSchema(z.object({ id: z.string(), state: z.literal('cancelling') })), ...errorResponses(404, 409, ...JSON_BODY_ERRORS) },
+  },
+};
 
 /** Who is calling, as the auth plugin identified them: the key's name, or `anonymous`. */
 function caller(request: FastifyRequest): string {
@@ -59,7 +173,7 @@ export async function v1InvestigationRoutes(app: FastifyInstance, deps: V1Invest
     temporal: `${deps.temporalUiUrl}/namespaces/${deps.namespace}/workflows/${encodeURIComponent(id)}`,
   });
 
-  app.post('/v1/investigations', { config: { role: 'analyze' } }, async (request, reply) => {
+  app.post('/v1/investigations', { config: { role: 'analyze' }, schema: schemas.create }, async (request, reply) => {
     const body = request.isMultipart() ? await readMultipart(request, deps) : request.body;
     refuseRouteFields(body);
     const input = parse(InvestigationInput, { ...(body as object), source: 'http', requester: caller(request) }, 'investigation');
@@ -73,35 +187,39 @@ export async function v1InvestigationRoutes(app: FastifyInstance, deps: V1Invest
     if (!input.observables.length && !input.files.length && !input.text?.trim()) {
       throw badRequest('nothing to investigate: give observables, text or files');
     }
-    const id = await deps.investigations.start(input);
+    const id = await deps.temporal.startInvestigation(input);
     request.log.info({ id }, 'investigation started');
     return reply.status(202).send({ id, links: links(id) });
   });
 
-  app.get('/v1/investigations', { config: { role: 'read' } }, async (request) => {
+  app.get('/v1/investigations', { config: { role: 'read' }, schema: schemas.list }, async (request) => {
     const filters = parse(ListQuery, request.query, 'query') as ListFilters;
-    return deps.investigations.list(filters);
+    return deps.temporal.list(filters);
   });
 
-  app.get<{ Params: { id: string } }>('/v1/investigations/:id', { config: { role: 'read' } }, async (request) => {
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/v1/investigations/:id', { config: { role: 'read' }, schema: schemas.read }, async (request, reply) => {
     const { id } = request.params;
-    const { view, live } = await deps.investigations.status(id);
+    let { view, live } = await deps.temporal.status(id);
+    if (view.state === 'running' && request.query.wait) {
+      await waitForJob(deps.temporal, id, request.query.wait, reply);
+      ({ view, live } = await deps.temporal.status(id));
+    }
     if (view.state === 'completed') return { id, state: 'completed', report: view.report, links: links(id) };
     if (view.state === 'failed') return { id, state: 'failed', error: view.message, links: links(id) };
     return { id, state: 'running', phase: live?.phase ?? view.phase, status: live, links: links(id) };
   });
 
   for (const verdict of ['approve', 'reject'] as const) {
-    app.post<{ Params: { id: string } }>(`/v1/investigations/:id/${verdict}`, { config: { role: 'respond' } }, async (request) => {
+    app.post<{ Params: { id: string } }>(`/v1/investigations/:id/${verdict}`, { config: { role: 'respond' }, schema: schemas.decide(verdict) }, async (request) => {
       const body = parse(DecisionBody, request.body ?? {}, 'decision');
-      const decided = await deps.investigations.decide(request.params.id, verdict, { ...body, by: caller(request) === 'anonymous' && body.by ? body.by : caller(request) });
+      const decided = await deps.temporal.decide(request.params.id, verdict, { ...body, by: caller(request) === 'anonymous' && body.by ? body.by : caller(request) });
       return { id: request.params.id, decided };
     });
   }
 
-  app.post<{ Params: { id: string } }>('/v1/investigations/:id/cancel', { config: { role: 'respond' } }, async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/v1/investigations/:id/cancel', { config: { role: 'respond' }, schema: schemas.cancel }, async (request, reply) => {
     const body = parse(CancelBody, request.body ?? {}, 'cancellation');
-    await deps.investigations.cancel(request.params.id, caller(request), body.reason);
+    await deps.temporal.cancel(request.params.id, caller(request), body.reason);
     return reply.status(202).send({ id: request.params.id, state: 'cancelling' });
   });
 }
@@ -144,9 +262,11 @@ async function readParts(request: FastifyRequest, deps: V1InvestigationDeps): Pr
       continue;
     }
     const expected = fields.sha256?.split(',')[files.length]?.trim();
+    const sniffer = new FileTypeSniffer();
     try {
-      const stored = await deps.blobs.put(part.file, { limit: deps.maxFileBytes, expectSha256: expected || undefined });
-      files.push({ sha256: stored.sha256, size: stored.size, filename: sanitizeFilename(part.filename), contentType: part.mimetype });
+      const stored = await deps.blobs.put(sniffer.watch(part.file), { limit: deps.maxFileBytes, expectSha256: expected || undefined });
+      // The type Docket detected, never the client's claim: engines take files by it (manifest filetypes).
+      files.push({ sha256: stored.sha256, size: stored.size, filename: sanitizeFilename(part.filename), contentType: sniffer.contentType() });
     } catch (error) {
       part.file.resume();
       if (error instanceof BlobTooLargeError || (error as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') {

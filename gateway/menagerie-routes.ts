@@ -3,25 +3,27 @@ import type { MultipartFile } from '@fastify/multipart';
 import { z } from 'zod';
 import { BlobTooLargeError, type BlobStore } from '../infra/blob-store';
 import type { EngineRegistry } from '../infra/engine-registry';
+import { FileTypeSniffer } from '../infra/file-type';
 import { InvestigationInput } from '../core/investigation';
 import { linkFor, type MenagerieResult, menagerieFromReport, summarize } from '../core/menagerie';
 import { formatBytes } from '../core/units';
 import { ApiError, badRequest, conflict, notFound, tooLarge } from './errors';
-import type { Investigations } from './investigations';
+import type { DocketClient } from '../contract/client';
 import { requireRespondRole } from './responder-access';
-import { errorResponses, jsonSchema, MenagerieResultBody } from './schemas';
+import { WaitParam, waitForJob } from './long-poll';
+import { binaryFile, errorResponses, jsonSchema, MenagerieResultBody, multipartSchema, requestSchema } from './schemas';
 import { sanitizeFilename } from './uploads';
 
 export interface MenagerieDeps {
   registry: EngineRegistry;
   blobs: BlobStore;
-  investigations: Investigations;
+  temporal: DocketClient;
 }
 
 const UPLOAD_FIELD = 'upload';
 
 // Temporal refuses an empty workflow ID as invalid; such an id is the client's mistake, not a 500.
-const idParams = jsonSchema(z.object({ id: z.string().min(1).describe('the jobid the upload answered') }));
+const idParams = requestSchema(z.object({ id: z.string().min(1).describe('the jobid the upload answered') }), 'path');
 
 /** IBM Menagerie's API, exactly: `POST /<engine>/upload`, `GET /result/<id>`, `GET /link/<id>`. */
 export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps): Promise<void> {
@@ -31,9 +33,13 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       tags: ['menagerie'],
       summary: 'Upload a file for an engine; answers once the job is durable',
       description: `multipart/form-data with the file in a field named \`${UPLOAD_FIELD}\`.`,
-      consumes: ['multipart/form-data'],
-      params: jsonSchema(z.object({ engine: z.string().describe('an engine that accepts files') })),
-      response: { 200: jsonSchema(z.object({ jobid: z.string() })), ...errorResponses },
+      params: requestSchema(z.object({ engine: z.string().describe('an engine that accepts files') }), 'path'),
+      body: {
+        content: {
+          'multipart/form-data': { schema: multipartSchema(z.object({ [UPLOAD_FIELD]: binaryFile.describe('the file; one only') })) },
+        },
+      },
+      response: { 200: jsonSchema(z.object({ jobid: z.string() })), ...errorResponses(400, 404, 413, 415) },
     },
   }, async (request, reply) => {
     const engine = deps.registry.get(request.params.engine);
@@ -72,27 +78,35 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     part.file.once('error', () => {
       clientFault = true;
     });
+    const sniffer = new FileTypeSniffer();
     try {
-      blob = await deps.blobs.put(part.file, { limit: engine.sizelimit });
+      blob = await deps.blobs.put(sniffer.watch(part.file), { limit: engine.sizelimit });
     } catch (error) {
       throw asUploadError(error, engine.sizelimit, clientFault);
     }
     if (part.file.truncated) throw asUploadError(new BlobTooLargeError(engine.sizelimit), engine.sizelimit, true);
-    const file = { sha256: blob.sha256, size: blob.size, filename: sanitizeFilename(part.filename), contentType: part.mimetype };
-    const jobid = await deps.investigations.start(InvestigationInput.parse({ files: [file], engines: [engine.name], source: 'http', depth: 0 }));
+    // The type Docket detected, never the client's claim: engines take files by it (manifest filetypes).
+    const file = { sha256: blob.sha256, size: blob.size, filename: sanitizeFilename(part.filename), contentType: sniffer.contentType() };
+    const jobid = await deps.temporal.startInvestigation(InvestigationInput.parse({ files: [file], engines: [engine.name], source: 'http', depth: 0 }));
     request.log.info({ jobid, engine: engine.name, sha256: blob.sha256, size: blob.size }, 'upload accepted');
     return { jobid };
   });
 
-  app.get<{ Params: { id: string } }>('/result/:id', {
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/result/:id', {
     config: { role: 'read' },
     schema: {
       tags: ['menagerie'], summary: "A job's status and the first 80 bytes of its result",
+      description: 'With `?wait=30s` the answer comes as soon as the job finishes (or when the wait ends, with its status then): no need to poll.',
       params: idParams,
-      response: { 200: jsonSchema(MenagerieResultBody), ...errorResponses },
+      querystring: requestSchema(z.object({ wait: WaitParam }), 'query'),
+      response: { 200: jsonSchema(MenagerieResultBody), ...errorResponses(400, 404) },
     },
-  }, async (request): Promise<MenagerieResult> => {
-    const view = await deps.investigations.view(request.params.id);
+  }, async (request, reply): Promise<MenagerieResult> => {
+    let view = await deps.temporal.view(request.params.id);
+    if (view.state === 'running' && request.query.wait) {
+      await waitForJob(deps.temporal, request.params.id, request.query.wait, reply);
+      view = await deps.temporal.view(request.params.id);
+    }
     const link = linkFor(request.params.id);
     if (view.state === 'completed') return menagerieFromReport(view.report);
     if (view.state === 'failed') return { status: 'Fail', summary: summarize(view.message), link };
@@ -105,18 +119,18 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
     schema: {
       tags: ['menagerie'], summary: "A finished job's whole result (409 while it runs)",
       params: idParams,
-      querystring: jsonSchema(z.object({
+      querystring: requestSchema(z.object({
         engine: z.string().optional().describe("pick this engine's (first) result"),
         job: z.coerce.number().int().min(0).optional().describe('pick the result of this engine job (its index in the report)'),
-      })),
+      }), 'query'),
       response: {
         200: { description: "the result bytes, with the engine's content type", content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-        ...errorResponses,
+        ...errorResponses(400, 404, 409),
       },
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    const view = await deps.investigations.view(id);
+    const view = await deps.temporal.view(id);
     if (view.state === 'running') throw conflict(`job ${id} is not finished; poll GET /result/${id} until its status is Success or Fail`);
     if (view.state === 'failed') throw notFound(`job ${id} has no result: ${view.message}`);
     const { engine: wanted, job: index } = request.query;

@@ -3,7 +3,10 @@ import fp from 'fastify-plugin';
 import type { DocketMetrics } from '../infra/metrics';
 import { errorResponses } from './schemas';
 
-/** Counts every answer by route pattern, and serves the registry (engine metrics included) on `/metrics`. */
+/**
+ * Counts every answer by route pattern, and serves this process's registry on `/metrics`: the gateway's own
+ * series, plus the engine workers' only under `docket all` (engines roles serve theirs on their role server).
+ */
 export const metricsPlugin = fp(async (app: FastifyInstance, options: { metrics: DocketMetrics }) => {
   const { metrics } = options;
 
@@ -18,7 +21,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { metrics:
       tags: ['operations'], summary: 'Prometheus metrics (text exposition format)',
       response: {
         200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } },
-        ...errorResponses,
+        ...errorResponses(),
       },
     },
   }, async (_request, reply) => {

@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BackfillTooLargeError, type DocketSchedules, UnknownScheduleError } from '../infra/schedule-control';
-import { describeIssues } from '../core/engine-manifest';
 import { OverlapPolicy } from '../core/schedule-definition';
 import { badRequest, notFound } from './errors';
-import { errorResponses, jsonSchema } from './schemas';
+import { errorResponses, JSON_BODY_ERRORS, jsonSchema, requestSchema } from './schemas';
 
 /**
  * `/v1/schedules`: the schedules `schedules/*.yaml` define, as Temporal runs them. Their definitions
@@ -48,12 +47,6 @@ const BackfillBody = z.object({
   overlap: OverlapPolicy.optional(),
 }).refine((body) => Date.parse(body.start) < Date.parse(body.end), { path: ['end'], message: 'must be after start' });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw badRequest(`the ${what} is not valid: ${describeIssues(parsed.error)}`, parsed.error.issues);
-  return parsed.data;
-}
-
 function caller(request: FastifyRequest): string {
   return request.caller?.kind === 'key' ? request.caller.key.name : 'anonymous';
 }
@@ -68,52 +61,61 @@ async function known<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A control route's request once its schemas have validated it. */
+type IdRoute<Body extends z.ZodType> = { Params: z.infer<typeof IdParams>; Body: z.output<Body> };
+
 export async function scheduleRoutes(app: FastifyInstance, deps: { schedules: DocketSchedules }): Promise<void> {
   const { schedules } = deps;
   const control = { config: { role: 'respond' as const } };
-  const answers = (summary: string) => ({ tags: ['schedules'], summary, response: { 200: jsonSchema(Done), ...errorResponses } });
+  const params = requestSchema(IdParams, 'path');
+  const noteBody = requestSchema(NoteBody, 'body');
+  const controlSchema = (summary: string, body = noteBody) => ({
+    tags: ['schedules'], summary, params, body, response: { 200: jsonSchema(Done), ...errorResponses(404, ...JSON_BODY_ERRORS) },
+  });
 
   app.get('/v1/schedules', {
     config: { role: 'read' },
     schema: {
       tags: ['schedules'],
       summary: 'The schedules Docket manages: next run times, paused or not, and their latest runs with results',
-      response: { 200: jsonSchema(ScheduleList), ...errorResponses },
+      response: { 200: jsonSchema(ScheduleList), ...errorResponses() },
     },
   }, async () => ({ schedules: await schedules.list() }));
 
-  app.post<{ Params: { id: string } }>('/v1/schedules/:id/pause', { ...control, schema: answers('Pause a schedule until it is unpaused (its file is not changed)') }, async (request) => {
-    const { id } = parse(IdParams, request.params, 'path');
-    const { note } = parse(NoteBody, request.body ?? {}, 'body');
-    await known(() => schedules.pause(id, note ?? `paused by ${caller(request)} through the API`));
+  app.post<IdRoute<typeof NoteBody>>('/v1/schedules/:id/pause', { ...control, schema: controlSchema('Pause a schedule until it is unpaused (its file is not changed)') }, async (request) => {
+    const { id } = request.params;
+    await known(() => schedules.pause(id, request.body.note ?? `paused by ${caller(request)} through the API`));
     return { id, done: 'paused' };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/schedules/:id/unpause', { ...control, schema: answers('Unpause a schedule') }, async (request) => {
-    const { id } = parse(IdParams, request.params, 'path');
-    const { note } = parse(NoteBody, request.body ?? {}, 'body');
-    await known(() => schedules.unpause(id, note ?? `unpaused by ${caller(request)} through the API`));
+  app.post<IdRoute<typeof NoteBody>>('/v1/schedules/:id/unpause', { ...control, schema: controlSchema('Unpause a schedule') }, async (request) => {
+    const { id } = request.params;
+    await known(() => schedules.unpause(id, request.body.note ?? `unpaused by ${caller(request)} through the API`));
     return { id, done: 'unpaused' };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/schedules/:id/trigger', { ...control, schema: answers('Run a schedule now, paused or not (overlap: allow_all unless given)') }, async (request) => {
-    const { id } = parse(IdParams, request.params, 'path');
-    const { overlap } = parse(TriggerBody, request.body ?? {}, 'body');
-    await known(() => schedules.trigger(id, overlap));
+  app.post<IdRoute<typeof TriggerBody>>('/v1/schedules/:id/trigger', {
+    ...control,
+    schema: controlSchema('Run a schedule now, paused or not (overlap: allow_all unless given)', requestSchema(TriggerBody, 'body')),
+  }, async (request) => {
+    const { id } = request.params;
+    await known(() => schedules.trigger(id, request.body.overlap));
     return { id, done: 'triggered' };
   });
 
-  app.post<{ Params: { id: string } }>('/v1/schedules/:id/backfill', {
+  app.post<IdRoute<typeof BackfillBody>>('/v1/schedules/:id/backfill', {
     ...control,
     schema: {
       tags: ['schedules'],
       summary: 'Take the runs a schedule would have taken between start (exclusive) and end (inclusive), now',
-      response: { 200: jsonSchema(Done.extend({ estimatedRuns: z.number().int().optional() })), ...errorResponses },
+      params,
+      body: requestSchema(BackfillBody, 'backfill'),
+      response: { 200: jsonSchema(Done.extend({ estimatedRuns: z.number().int().optional() })), ...errorResponses(404, ...JSON_BODY_ERRORS) },
     },
   }, async (request) => {
-    const { id } = parse(IdParams, request.params, 'path');
-    const body = parse(BackfillBody, request.body ?? {}, 'backfill');
-    const { estimatedRuns } = await known(() => schedules.backfill(id, new Date(body.start), new Date(body.end), body.overlap));
+    const { id } = request.params;
+    const { start, end, overlap } = request.body;
+    const { estimatedRuns } = await known(() => schedules.backfill(id, new Date(start), new Date(end), overlap));
     return { id, done: 'backfilled', estimatedRuns };
   });
 }

@@ -1,38 +1,43 @@
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
-import type { Client } from '@temporalio/client';
-import type Docker from 'dockerode';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
+import type { DocketClient } from '../contract/client';
 import type { BlobStore } from '../infra/blob-store';
 import type { NotifyLimits } from '../core/notify-targets';
 import type { EngineRegistry } from '../infra/engine-registry';
+import type { EngineRunners } from '../infra/engine-runner';
 import { DocketMetrics } from '../infra/metrics';
 import { DocketSchedules } from '../infra/schedule-control';
+import { admission } from './admission';
 import { type AuditSink, audit, stdoutAudit } from './audit';
 import { type AnonymousPolicy, auth, describeCaller } from './auth';
 import { type ComplianceRouteDeps, complianceRoutes } from './compliance-routes';
 import { consoleRoutes } from './console-routes';
+import { cortexApiRoutes } from './cortex-api-routes';
 import { engineRoutes } from './engine-routes';
+import { FindingLedger, findingsRoutes } from './findings-routes';
 import { ApiError, clientErrorHandler, errorHandling, frameworkErrors } from './errors';
 import { healthRoutes } from './health-routes';
-import { Investigations } from './investigations';
 import type { KeyStore } from './keys';
 import { menagerieRoutes } from './menagerie-routes';
 import { metricsPlugin } from './metrics-routes';
 import { openapi } from './openapi';
+import { validatorCompiler } from './schemas';
 import { scheduleRoutes } from './schedule-routes';
+import { statsRoutes } from './stats-routes';
+import { vendorRoutes } from './vendor-routes';
 import { allowedHosts, siteGuard } from './site-guard';
 import { type SlackPluginOptions, slackPlugin } from './slack/app';
 import { v1InvestigationRoutes } from './investigation-routes';
 
 export interface GatewayDeps {
-  client: Client;
+  /** Temporal, through the one typed client; its task queue is the main worker's, where investigations start. */
+  temporal: DocketClient;
   blobs: BlobStore;
   registry: EngineRegistry;
-  docker: Docker;
+  /** The engine runners (activities/runners), asked by /readyz and /v1/engines: the gateway never talks to Docker itself. */
+  runners: EngineRunners;
   keys: KeyStore;
-  /** The main worker's task queue, where investigations start. */
-  taskQueue: string;
   /** What callers without a key may do (`anonymousPolicy(config.DOCKET_ANONYMOUS, config.DOCKET_HOST)`). */
   anonymous: AnonymousPolicy;
   /** Host names answered besides IP addresses (`allowedHosts(config.DOCKET_ALLOWED_HOSTS, config.DOCKET_HOST)`); `localhost` when absent. */
@@ -42,6 +47,8 @@ export interface GatewayDeps {
    * address may send a minute before its keyed requests get 429. 0 turns both off.
    */
   rateLimit: number;
+  /** State-changing requests handled at once before more get 503 + Retry-After (DOCKET_MAX_INFLIGHT_STARTS); 0 or absent: no bound. */
+  maxInflightStarts?: number;
   /** Where audit lines go; stdout unless given. */
   audit?: AuditSink;
   /** The registry `/metrics` serves; pass the one the engine workers record into. */
@@ -73,6 +80,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     clientErrorHandler,
     frameworkErrors,
   });
+  // Every request schema is zod's (gateway/schemas.ts), so a refusal reads the same on every route.
+  app.setValidatorCompiler(validatorCompiler);
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   await app.register(errorHandling);
   await app.register(audit, { sink: deps.audit ?? stdoutAudit });
@@ -93,15 +102,18 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
       ),
     });
   }
+  // After auth and the rate limit, so a refused key or a caller over its limit still reads 401/429.
+  await app.register(admission, { maxInflight: deps.maxInflightStarts ?? 0 });
   await app.register(openapi);
   await app.register(multipart, { throwFileSizeLimit: true });
   await app.register(metricsPlugin, { metrics: deps.metrics ?? new DocketMetrics() });
-  await app.register(healthRoutes, { client: deps.client, docker: deps.docker, registry: deps.registry, checkTimeoutMs: deps.readyTimeoutMs });
-  await app.register(engineRoutes, { registry: deps.registry, docker: deps.docker });
-  const investigations = new Investigations(deps.client, deps.taskQueue, deps.blobs);
-  await app.register(menagerieRoutes, { registry: deps.registry, blobs: deps.blobs, investigations });
+  await app.register(healthRoutes, {
+    client: deps.temporal.client, blobs: deps.blobs, runners: deps.runners, registry: deps.registry, checkTimeoutMs: deps.readyTimeoutMs,
+  });
+  await app.register(engineRoutes, { registry: deps.registry, runners: deps.runners });
+  await app.register(menagerieRoutes, { registry: deps.registry, blobs: deps.blobs, temporal: deps.temporal });
   await app.register(v1InvestigationRoutes, {
-    investigations,
+    temporal: deps.temporal,
     blobs: deps.blobs,
     registry: deps.registry,
     maxFileBytes: Math.max(0, ...deps.registry.list().map((engine) => engine.manifest.sizelimit)),
@@ -109,13 +121,20 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     namespace: deps.namespace ?? 'default',
     notify: deps.notify ?? { webhookAllow: [], slackChannels: [] },
   });
-  await app.register(scheduleRoutes, { schedules: new DocketSchedules(deps.client, deps.queuePrefix ?? '') });
-  await app.register(complianceRoutes, { ...deps.compliance, client: deps.client, taskQueue: deps.taskQueue, registry: deps.registry });
+  await app.register(scheduleRoutes, { schedules: new DocketSchedules(deps.temporal, deps.queuePrefix ?? '') });
+  // Findings answered without a remediation start nothing in Temporal: this gateway remembers the newest for the console.
+  const findings = new FindingLedger();
+  await app.register(complianceRoutes, { ...deps.compliance, temporal: deps.temporal, registry: deps.registry, ledger: findings });
+  await app.register(findingsRoutes, { temporal: deps.temporal, ledger: findings });
+  await app.register(statsRoutes, { temporal: deps.temporal });
   await app.register(consoleRoutes);
+  // TheHive's and cortex4py's Cortex API, in Cortex's shapes and error format (README, "TheHive and cortex4py").
+  await app.register(cortexApiRoutes, { prefix: '/api', temporal: deps.temporal, blobs: deps.blobs, registry: deps.registry });
+  await app.register(vendorRoutes);
   if (deps.slack) {
     await app.register(slackPlugin, {
-      ...deps.slack, investigations, client: deps.client, taskQueue: deps.taskQueue, registry: deps.registry, docker: deps.docker, blobs: deps.blobs,
-      schedules: new DocketSchedules(deps.client, deps.queuePrefix ?? ''),
+      ...deps.slack, temporal: deps.temporal, registry: deps.registry, runners: deps.runners, blobs: deps.blobs,
+      schedules: new DocketSchedules(deps.temporal, deps.queuePrefix ?? ''),
     });
   }
   return app;

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Provisions what Docket needs on this machine, idempotently: the Temporal CLI, a running Docker
-# engine, the offline base image docket/base:bookworm and the sample engine images.
-# Quick when everything is there. Usage: scripts/provision.sh [temporal|docker|base|engines|chromium]...
+# engine, the offline base image docket/base:bookworm, the sample engine images, and Versity's S3
+# gateway for the blob store tests.
+# On request: the production Temporal server and sql tool, its Web UI server, and PostgreSQL 15.
+# On request: Compose (docker-compose.yml, npm run test:stack).
+# Quick when everything is there. Usage: scripts/provision.sh [temporal|docker|base|engines|chromium|schemathesis|cortex4py|versitygw|temporal-server|temporal-ui|postgres|compose]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_VERSION=v1.5.1
+TEMPORAL_SERVER_VERSION=v1.29.1
+TEMPORAL_UI_VERSION=v2.42.1
+VERSITYGW_VERSION=v1.8.0
 BASE_IMAGE=docket/base:bookworm
 TOOLS_DIR=${DOCKET_TOOLS_DIR:-$PWD/.tools}
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/docket
@@ -31,11 +37,114 @@ temporal_cli() {
   mkdir -p "$TOOLS_DIR/bin"
   if [ ! -x "$CACHE_DIR/bin/temporal" ]; then
     command -v go >/dev/null 2>&1 || die "the Temporal CLI is missing and Go is not installed to build it: install Go and run npm run setup again, put 'temporal' on PATH, or set TEMPORAL_CLI to its path"
-    say "building the Temporal CLI $TEMPORAL_VERSION with Go (once; cached in $CACHE_DIR)"
     mkdir -p "$CACHE_DIR/bin"
-    (cd "$CACHE_DIR" && CGO_ENABLED=0 GOBIN="$CACHE_DIR/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION")
+    # Minutes when cold: built while the next steps run, linked once it is done (background_wait).
+    say "building the Temporal CLI $TEMPORAL_VERSION with Go in the background (once; cached in $CACHE_DIR; Go's caches $(go env GOMODCACHE) and $(go env GOCACHE) are reused)"
+    background_start "the Temporal CLI" "$CACHE_DIR/temporal-cli-build.log" go_install_into "$CACHE_DIR/bin" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
+    background_then=link_temporal_cli
+    return
   fi
+  link_temporal_cli
+}
+
+link_temporal_cli() {
   ln -sf "$CACHE_DIR/bin/temporal" "$TOOLS_DIR/bin/temporal"
+}
+
+go_install_into() {
+  local bin=$1
+  shift
+  cd "$CACHE_DIR" && CGO_ENABLED=0 GOBIN="$bin" go install "$@"
+}
+
+# One build at a time may run in the background while the next steps run (the Temporal CLI, about six
+# minutes cold on two cores, beside debootstrap and the engine images); its `go: downloading` chatter goes to a
+# log file, and a line every PROGRESS_EVERY seconds says it is still going.
+PROGRESS_EVERY=${DOCKET_PROVISION_PROGRESS_SECONDS:-20}
+background_pid=
+background_ticker=
+background_what=
+background_log=
+background_started=
+background_then=
+
+background_start() {
+  background_what=$1 background_log=$2
+  shift 2
+  background_started=$(date +%s)
+  "$@" >"$background_log" 2>&1 &
+  background_pid=$!
+  (
+    while sleep "$PROGRESS_EVERY" </dev/null >/dev/null 2>&1; do
+      kill -0 "$background_pid" 2>/dev/null || exit 0
+      say "still building $background_what ($(( $(date +%s) - background_started )) s)"
+    done
+  ) &
+  background_ticker=$!
+}
+
+# Waits for the background build, then does what it was for; a failed build shows its log's tail.
+background_wait() {
+  [ -n "$background_pid" ] || return 0
+  local status=0
+  wait "$background_pid" || status=$?
+  kill "$background_ticker" 2>/dev/null || true
+  wait "$background_ticker" 2>/dev/null || true
+  background_pid=
+  if [ "$status" != 0 ]; then
+    tail -20 "$background_log" >&2
+    die "building $background_what failed (exit $status); its whole log is $background_log"
+  fi
+  say "built $background_what in $(( $(date +%s) - background_started ))s (log: $background_log)"
+  [ -z "$background_then" ] || "$background_then"
+}
+
+# A step that failed must not leave a build running behind the script's back.
+background_stop() {
+  [ -n "$background_pid" ] || return 0
+  kill "$background_pid" "$background_ticker" 2>/dev/null || true
+}
+trap background_stop EXIT
+
+# Builds Go packages into a cache folder of their own, once, saying what and how long it took.
+go_build() {
+  local what=$1 bin=$2
+  shift 2
+  command -v go >/dev/null 2>&1 || die "$what is missing and Go is not installed to build it: install Go and run this step again"
+  say "building $what with Go (once, minutes when cold; cached in $bin)"
+  local started
+  started=$(date +%s)
+  mkdir -p "$bin"
+  (cd "$CACHE_DIR" && CGO_ENABLED=0 GOBIN="$bin" go install "$@")
+  say "built $what in $(( $(date +%s) - started ))s"
+}
+
+temporal_server() {
+  local bin=$CACHE_DIR/temporal-server/bin
+  [ -x "$bin/server" ] && [ -x "$bin/sql" ] && return
+  go_build "the Temporal server and sql tool $TEMPORAL_SERVER_VERSION" "$bin" \
+    "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION"
+}
+
+# The UI server's binary is also called `server`: its own folder keeps it from replacing Temporal's.
+temporal_ui() {
+  local bin=$CACHE_DIR/temporal-ui/bin
+  [ -x "$bin/server" ] && return
+  go_build "the Temporal Web UI server $TEMPORAL_UI_VERSION" "$bin" "github.com/temporalio/ui-server/v2/cmd/server@$TEMPORAL_UI_VERSION"
+}
+
+postgres() {
+  [ -x /usr/lib/postgresql/15/bin/postgres ] && return
+  say "installing Debian's postgresql (15)"
+  apt_install postgresql || die "PostgreSQL 15 is needed for the production Temporal server: apt-get install postgresql (Debian bookworm), or point DOCKET_TEMPORAL_DB_HOST at one you run"
+}
+
+# docker-compose.yml's runner: Compose v2 when the plugin is there, else Debian's standalone docker-compose (1.29).
+compose() {
+  docker compose version >/dev/null 2>&1 && return
+  command -v docker-compose >/dev/null 2>&1 && return
+  say "installing Debian's docker-compose"
+  apt_install docker-compose || die "Compose is needed for npm run test:stack: install the docker compose plugin, or apt-get install docker-compose"
 }
 
 docker_engine() {
@@ -105,15 +214,69 @@ chromium() {
   apt_install chromium fonts-dejavu-core || die "Chromium is needed for the browser tests: apt-get install chromium"
 }
 
+# The S3-compatible server the blob store tests run against (test/helpers/versitygw.ts finds it in the cache).
+versitygw() {
+  if [ -n "${VERSITYGW:-}" ]; then
+    [ -x "$VERSITYGW" ] || die "VERSITYGW=$VERSITYGW is not an executable file"
+    return
+  fi
+  [ -x "$CACHE_DIR/versitygw/bin/versitygw" ] && return
+  command -v go >/dev/null 2>&1 || die "versitygw is missing and Go is not installed to build it: install Go and run this step again, or set VERSITYGW to its path"
+  say "building Versity's S3 gateway $VERSITYGW_VERSION with Go (once; cached in $CACHE_DIR/versitygw)"
+  mkdir -p "$CACHE_DIR/versitygw/bin"
+  (cd "$CACHE_DIR" && CGO_ENABLED=0 GOBIN="$CACHE_DIR/versitygw/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+}
+
+# The API fuzzer (test/integration/schemathesis.test.ts), in a virtualenv kept under the cache folder.
+# Pinned to one major version so its checks stay put.
+SCHEMATHESIS_REQUIREMENT='schemathesis>=4.3,<5'
+schemathesis_venv() {
+  local venv=$CACHE_DIR/schemathesis-venv
+  [ -x "$venv/bin/schemathesis" ] && return
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv || die "python3 with venv is needed for the API fuzzer: apt-get install python3-venv"
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; } || die "python3 -m venv failed: apt-get install python3-venv"
+  "$venv/bin/python" -m pip install --quiet "$SCHEMATHESIS_REQUIREMENT" || die "pip could not install $SCHEMATHESIS_REQUIREMENT into $venv"
+  say "schemathesis $("$venv/bin/schemathesis" --version | awk '{print $NF}') in $venv"
+}
+
+# TheHive's Python client for Cortex (test/integration/cortex-api.test.ts drives Docket's /api with it),
+# pinned to the release the Cortex API is tested against; python-magic beside it needs libmagic.
+CORTEX4PY_REQUIREMENT='cortex4py==2.1.0'
+cortex4py_venv() {
+  local venv=$CACHE_DIR/cortex4py-venv
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import cortex4py, magic; magic.Magic(mime=True)' 2>/dev/null; then return; fi
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv || die "python3 with venv is needed for cortex4py: apt-get install python3-venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; } || die "python3 -m venv failed: apt-get install python3-venv"
+  "$venv/bin/python" -m pip install --quiet "$CORTEX4PY_REQUIREMENT" || die "pip could not install $CORTEX4PY_REQUIREMENT into $venv"
+  "$venv/bin/python" -c 'import magic; magic.Magic(mime=True)' 2>/dev/null || apt_install libmagic1 || die "cortex4py's python-magic needs libmagic: apt-get install libmagic1"
+  say "cortex4py 2.1.0 in $venv"
+}
+
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(temporal docker base engines)
+[ ${#steps[@]} -gt 0 ] || steps=(temporal docker base engines versitygw)
+provision_started=$(date +%s)
 for step in "${steps[@]}"; do
+  step_started=$(date +%s)
   case "$step" in
     temporal) temporal_cli ;;
     docker) docker_engine ;;
     base) base_image ;;
     engines) engine_images ;;
     chromium) chromium ;;
-    *) die "unknown step $step (temporal, docker, base, engines, chromium)" ;;
+    schemathesis) schemathesis_venv ;;
+    cortex4py) cortex4py_venv ;;
+    versitygw) versitygw ;;
+    temporal-server) temporal_server ;;
+    temporal-ui) temporal_ui ;;
+    postgres) postgres ;;
+    compose) compose ;;
+    *) die "unknown step $step (temporal, docker, base, engines, chromium, schemathesis, cortex4py, versitygw, temporal-server, temporal-ui, postgres, compose)" ;;
   esac
+  if [ "$step" = temporal ] && [ -n "$background_pid" ]; then
+    say "step temporal: building in the background; the next steps run meanwhile"
+  else
+    say "step $step: ready ($(( $(date +%s) - step_started ))s)"
+  fi
 done
+background_wait
+say "done in $(( $(date +%s) - provision_started ))s (${steps[*]})"

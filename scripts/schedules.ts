@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { DocketClient } from '../contract/client';
 import { EngineRegistry } from '../infra/engine-registry';
 import { createLogger } from '../infra/log';
 import { BackfillTooLargeError, DocketSchedules, type ListedSchedule, reconcileSchedules, UnknownScheduleError } from '../infra/schedule-control';
@@ -58,8 +59,9 @@ async function main(argv: string[]): Promise<void> {
   const config = loadConfig(process.env);
   const connection = await Connection.connect({ address: config.temporalAddress });
   try {
-    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-    const schedules = new DocketSchedules(client, config.DOCKET_QUEUE_PREFIX);
+    const taskQueue = `${config.DOCKET_QUEUE_PREFIX}${config.DOCKET_TASK_QUEUE}`;
+    const temporal = new DocketClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), taskQueue);
+    const schedules = new DocketSchedules(temporal, config.DOCKET_QUEUE_PREFIX);
     const note = (what: string) => values.note ?? `${what} by ${process.env.USER ?? 'someone'} with npm run schedules`;
     switch (command) {
       case 'list': {
@@ -92,7 +94,7 @@ async function main(argv: string[]): Promise<void> {
       case 'reconcile': {
         const registry = await EngineRegistry.load(config.DOCKET_ENGINES_DIR);
         const report = await reconcileSchedules({
-          client, dir: config.DOCKET_SCHEDULES_DIR, taskQueue: `${config.DOCKET_QUEUE_PREFIX}${config.DOCKET_TASK_QUEUE}`,
+          client: temporal.client, dir: config.DOCKET_SCHEDULES_DIR, taskQueue,
           queuePrefix: config.DOCKET_QUEUE_PREFIX, log: createLogger(config.DOCKET_LOG_LEVEL), engines: registry.names(),
           responders: registry.list().filter((engine) => engine.manifest.kind === 'responder').map((engine) => engine.manifest.name),
           webhookAllow: [config.DOCKET_WEBHOOK_URL ?? '', ...config.DOCKET_WEBHOOK_ALLOW.split(',').map((prefix) => prefix.trim())].filter(Boolean),

@@ -2,18 +2,18 @@
  * `npm start`: provisions what is missing, then runs all of Docket on this machine under a supervisor
  * (system/supervisor.ts): a Temporal dev server (SQLite under data/, Web UI on 8233) unless
  * TEMPORAL_ADDRESS names a cluster, and each role — main worker, engine workers, gateway on port 8100 —
- * as its own child process (scripts/run.ts), restarted when it crashes. Ctrl-C stops everything.
+ * as its own child process (`docket <role>`, bin/docket), restarted when it crashes; the worker and engines
+ * roles serve /healthz, /readyz and /metrics on DOCKET_WORKER_PORT and DOCKET_ENGINES_PORT. Ctrl-C stops everything.
  */
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { createLogger } from '../infra/log';
 import { loadConfig } from '../core/config';
 import { PRIVATE_UMASK, secureDataDir } from '../system/data-dir';
-import { Supervisor, tsxCommand } from '../system/supervisor';
+import { docketCommand, Supervisor, tsxCommand } from '../system/supervisor';
 import { devServerCommand, portIsFree, waitForTemporal } from '../system/temporal-dev';
 
 const ROLES = ['worker', 'engines', 'gateway'];
-const RUN = join(__dirname, 'run.ts');
 const TETHER = join(__dirname, '..', 'system', 'tether.ts');
 
 async function main(): Promise<void> {
@@ -34,6 +34,11 @@ async function main(): Promise<void> {
     await refuseHeldPort(config.DOCKET_TEMPORAL_UI_PORT, 'DOCKET_TEMPORAL_UI_PORT', 'the Temporal Web UI');
   }
   if (config.DOCKET_PORT !== 0) await refuseHeldPort(config.DOCKET_PORT, 'DOCKET_PORT', 'the gateway', config.DOCKET_HOST);
+  const rolePorts = new Map([['worker', config.DOCKET_WORKER_PORT], ['engines', config.DOCKET_ENGINES_PORT]]);
+  for (const [role, port] of rolePorts) {
+    const setting = role === 'worker' ? 'DOCKET_WORKER_PORT' : 'DOCKET_ENGINES_PORT';
+    if (port !== 0) await refuseHeldPort(port, setting, `the ${role} role's health and metrics`, config.DOCKET_ROLE_HOST);
+  }
 
   const waiting = new Set(ROLES);
   const supervisor = new Supervisor({
@@ -42,6 +47,8 @@ async function main(): Promise<void> {
       if (!waiting.delete(name) || waiting.size) return;
       const url = `http://localhost:${config.DOCKET_PORT}`;
       log.info(`docket: running; gateway on ${url}, Temporal Web UI on ${config.temporalUiUrl}`);
+      const probes = [...rolePorts].map(([role, port]) => `${role} ${port ? `http://${config.DOCKET_ROLE_HOST}:${port}` : 'off'}`).join(', ');
+      log.info(`docket: /healthz, /readyz and /metrics: gateway ${url}, ${probes}`);
       log.info(`docket: try  curl -F upload=@README.md ${url}/fileinfo/upload   then   curl ${url}/result/<jobid>`);
     },
   });
@@ -83,7 +90,7 @@ async function main(): Promise<void> {
     env.TEMPORAL_ADDRESS = config.temporalAddress;
   }
   for (const role of ROLES) {
-    supervisor.add({ name: role, ...tsxCommand(RUN, [role]), env, reload: true });
+    supervisor.add({ name: role, ...docketCommand([role]), env, reload: true });
   }
 }
 

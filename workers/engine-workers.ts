@@ -1,12 +1,11 @@
 import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createEngineActivities } from '../activities/engine-activities';
 import type { BlobStore } from '../infra/blob-store';
-import type { DockerRunner } from '../activities/docker-runner';
 import type { EngineRegistry } from '../infra/engine-registry';
+import type { EngineRunners } from '../infra/engine-runner';
 import type { Logger } from '../infra/log';
 import type { ResultCache } from '../infra/result-cache';
 import type { DocketMetrics } from '../infra/metrics';
-import type { ProcessRunner } from '../activities/process-runner';
 import { type EngineManifest, engineTaskQueue } from '../core/engine-manifest';
 
 export interface EngineWorkersOptions {
@@ -14,7 +13,7 @@ export interface EngineWorkersOptions {
   namespace: string;
   queuePrefix: string;
   registry: EngineRegistry;
-  runner: DockerRunner;
+  runners: EngineRunners;
   blobs: BlobStore;
   log: Logger;
   env: Record<string, string | undefined>;
@@ -22,7 +21,6 @@ export interface EngineWorkersOptions {
   only?: string[];
   cache?: ResultCache;
   metrics?: DocketMetrics;
-  processRunner?: ProcessRunner;
 }
 
 interface Running {
@@ -56,6 +54,11 @@ export class EngineWorkers {
     return [...this.running.keys()].sort();
   }
 
+  /** Each engine's Temporal worker state (RUNNING while it polls), for the engines role's readiness. */
+  states(): Array<{ engine: string; state: string }> {
+    return [...this.running].map(([engine, running]) => ({ engine, state: running.worker.getState() }));
+  }
+
   async shutdown(): Promise<void> {
     await Promise.all([...this.running.keys()].map((name) => this.stop(name)));
   }
@@ -67,7 +70,7 @@ export class EngineWorkers {
 
   private async sync(): Promise<void> {
     const wanted = new Map(this.wanted().map((manifest) => [manifest.name, manifest]));
-    await this.prepareEgress([...wanted.values()]);
+    await this.prepareRunners([...wanted.values()]);
     for (const [name, current] of this.running) {
       const manifest = wanted.get(name);
       if (!manifest || manifest.concurrency !== current.concurrency) await this.stop(name);
@@ -78,17 +81,19 @@ export class EngineWorkers {
   }
 
   /**
-   * Creates and confines the egress network before the first egress job, so whether egress engines
-   * are kept off the Docker host is in the log at start, not at the first job. A failure here is only
-   * logged: each egress job tries again.
+   * Lets each runner ready what its engines need before their first job (Docker creates and confines
+   * the egress network), so whether egress engines are kept off the Docker host is in the log at
+   * start, not at the first job. A failure here is only logged: each job tries again.
    */
-  private async prepareEgress(manifests: EngineManifest[]): Promise<void> {
-    const egress = manifests.filter((manifest) => manifest.network === 'egress' && manifest.runner === 'docker');
-    if (!egress.length) return;
-    try {
-      await this.options.runner.ensureEgress();
-    } catch (error) {
-      this.options.log.warn(`egress: cannot prepare the network for ${egress.map((m) => m.name).join(', ')} yet: ${(error as Error).message}`);
+  private async prepareRunners(manifests: EngineManifest[]): Promise<void> {
+    for (const runner of this.options.runners.list()) {
+      const served = manifests.filter((manifest) => manifest.runner === runner.kind);
+      if (!served.length) continue;
+      try {
+        await runner.prepare(served);
+      } catch (error) {
+        this.options.log.warn(`engines: ${runner.title} cannot prepare for ${served.map((m) => m.name).join(', ')} yet: ${(error as Error).message}`);
+      }
     }
   }
 

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type Docker from 'dockerode';
-import { HOLDER_ENGINE_LABEL, HOLDER_LABEL, OWNER_LABEL } from '../activities/docker-runner';
+import type { EngineRunner, Reaped, ReapScope } from '../infra/engine-runner';
 import type { Logger } from '../infra/log';
 
 export interface ReapOptions {
@@ -10,11 +9,6 @@ export interface ReapOptions {
   log: Logger;
   host?: string;
   isAlive?: (pid: number) => boolean;
-}
-
-export interface Reaped {
-  containers: string[];
-  volumes: string[];
 }
 
 /**
@@ -38,45 +32,35 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Removes engine containers, job folder holders and job volumes that no live activity owns: those whose owning worker ran on
- * this host and is gone (killed mid-run), and any older than `maxAgeMs`. Owners on other hosts are
- * left to their own reapers until they are that old.
+ * Removes what no live job owns, through every runner (containers, holders and volumes on the Docker
+ * host; job folders of process engines): leftovers whose owning worker ran on this host and is gone
+ * (killed mid-run), and any older than `maxAgeMs`. Owners on other hosts are left to their own
+ * reapers until they are that old. One runner that cannot be asked does not stop the others.
  */
-export async function reapOrphans(docker: Docker, options: ReapOptions): Promise<Reaped> {
+export async function reapOrphans(runners: EngineRunner[], options: ReapOptions): Promise<Reaped> {
   const host = options.host ?? hostname();
   const isAlive = options.isAlive ?? processAlive;
   const now = Date.now();
-  const orphaned = (labels: Record<string, string> | undefined, createdMs: number) => {
-    if (now - createdMs > options.maxAgeMs) return true;
-    const [ownerHost, pid] = (labels?.[OWNER_LABEL] ?? '').split(':');
-    return ownerHost === host && !isAlive(Number(pid));
+  const scope: ReapScope = {
+    log: options.log,
+    orphaned(owner, createdMs) {
+      if (now - createdMs > options.maxAgeMs) return true;
+      const [ownerHost, pid] = (owner ?? '').split(':');
+      return ownerHost === host && !isAlive(Number(pid));
+    },
   };
-  const reaped: Reaped = { containers: [], volumes: [] };
-  // Holders keep job volumes (tmpfs) mounted, so they go with the engine containers, before the volumes.
-  const containers = [
-    ...(await docker.listContainers({ all: true, filters: { label: ['docket.job'] } })),
-    ...(await docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } })),
-  ];
-  for (const info of containers) {
-    if (!orphaned(info.Labels, info.Created * 1000)) continue;
-    await docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
-    reaped.containers.push(info.Id);
-    const holder = info.Labels[HOLDER_LABEL];
-    options.log.info(holder
-      ? `reaper: removed job folder holder ${info.Id.slice(0, 12)} of job ${holder} (${info.Labels[HOLDER_ENGINE_LABEL]})`
-      : `reaper: removed container ${info.Id.slice(0, 12)} of job ${info.Labels['docket.job']} (${info.Labels['docket.engine']})`);
-  }
-  const { Volumes: volumes } = await docker.listVolumes({ filters: { label: ['docket.job'] } });
-  for (const volume of volumes ?? []) {
-    const created = Date.parse((volume as { CreatedAt?: string }).CreatedAt ?? '') || now;
-    if (!orphaned(volume.Labels, created)) continue;
+  const reaped: Reaped = { containers: [], volumes: [], folders: [] };
+  const failures: string[] = [];
+  for (const runner of runners) {
     try {
-      await docker.getVolume(volume.Name).remove();
-      reaped.volumes.push(volume.Name);
-      options.log.info(`reaper: removed volume ${volume.Name} of job ${volume.Labels?.['docket.job']}`);
-    } catch {
-      // Still in use by a container being removed; the next pass takes it.
+      const one = await runner.reap(scope);
+      reaped.containers.push(...one.containers);
+      reaped.volumes.push(...one.volumes);
+      reaped.folders.push(...one.folders);
+    } catch (error) {
+      failures.push(`${runner.title}: ${(error as Error).message}`);
     }
   }
+  if (failures.length) throw new Error(`cannot reap through ${failures.join('; ')}`);
   return reaped;
 }

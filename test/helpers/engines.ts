@@ -2,9 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { BlobStore } from '../../infra/blob-store';
-import { DockerRunner } from '../../activities/docker-runner';
+import type { BlobStore } from '../../infra/blob-store';
+import { FsBlobStore } from '../../infra/blob-store-fs';
+import { DockerRunner } from '../../activities/runners/docker';
 import { EngineRegistry } from '../../infra/engine-registry';
+import { EngineRunners } from '../../infra/engine-runner';
 import { type EngineRequest, interpret, prepareJob } from '../../activities/protocols';
 import { EngineManifest } from '../../core/engine-manifest';
 import type { BlobRef, Observable, Subject } from '../../core/investigation';
@@ -13,9 +15,17 @@ import { ROOT } from './system';
 
 export const docker = new Docker();
 
+/**
+ * The runners a gateway under test asks (/readyz, /v1/engines): Docker, through `client` (the local
+ * daemon by default). A gateway never runs a job, so the runner's blob store stays empty.
+ */
+export async function dockerRunners(client: Docker = docker): Promise<EngineRunners> {
+  return new EngineRunners([new DockerRunner(client, await tempBlobStore())]);
+}
+
 /** A blob store in a fresh temporary folder. */
-export async function tempBlobStore(): Promise<BlobStore> {
-  return new BlobStore(mkdtempSync(join(tmpdir(), 'docket-blobs-'))).init();
+export async function tempBlobStore(): Promise<FsBlobStore> {
+  return new FsBlobStore(mkdtempSync(join(tmpdir(), 'docket-blobs-'))).init();
 }
 
 /** The manifest of a sample engine under engines/, validated as Docket loads it. */

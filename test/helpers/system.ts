@@ -55,6 +55,8 @@ export async function startTestSystem(options: TestSystemOptions = {}): Promise<
   const system = await startSystem({
     config,
     log: options.log ?? silentLogger,
+    // The Temporal connection settings (TEMPORAL_TLS_*, profiles) are read from the environment, as in production.
+    env: options.env ? { ...process.env, ...options.env } : undefined,
     workflowBundle: { codePath: process.env.DOCKET_TEST_BUNDLE! },
     workers: options.workers,
     mainWorker: options.mainWorker,

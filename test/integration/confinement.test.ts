@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { BlobStore } from '../../infra/blob-store';
-import { DockerRunner, HOLDER_ENGINE_LABEL, HOLDER_LABEL, HolderImageMissingError, JOB_VOLUME_MARGIN, jobVolumeSize } from '../../activities/docker-runner';
+import { DockerRunner, HOLDER_ENGINE_LABEL, HOLDER_LABEL, HolderImageMissingError, JOB_VOLUME_MARGIN, jobVolumeSize } from '../../activities/runners/docker';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from '../../activities/errors';
 import { prepareJob } from '../../activities/protocols';
 import { ensureImage } from '../../scripts/lib/images';

@@ -179,7 +179,7 @@ describe('a worker killed mid-run', () => {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         ...process.env, TEMPORAL_ADDRESS: main.config.temporalAddress, DOCKET_QUEUE_PREFIX: main.config.DOCKET_QUEUE_PREFIX,
-        DOCKET_ENGINES_DIR: enginesDir, DOCKET_DATA_DIR: main.dataDir, DOCKET_LOG_LEVEL: 'warn',
+        DOCKET_ENGINES_DIR: enginesDir, DOCKET_DATA_DIR: main.dataDir, DOCKET_LOG_LEVEL: 'warn', DOCKET_ENGINES_PORT: '0',
       },
     });
     try {

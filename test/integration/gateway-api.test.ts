@@ -5,16 +5,19 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { DocketClient } from '../../contract/client';
 import Docker from 'dockerode';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { BlobStore } from '../../infra/blob-store';
+import type { BlobStore } from '../../infra/blob-store';
+import { FsBlobStore } from '../../infra/blob-store-fs';
 import { EngineRegistry } from '../../infra/engine-registry';
 import { DocketMetrics } from '../../infra/metrics';
 import { anonymousPolicy } from '../../gateway/auth';
 import { KeyStore } from '../../gateway/keys';
 import { buildGateway, type GatewayDeps } from '../../gateway/server';
 import { freePort } from '../../system/temporal-dev';
+import { dockerRunners } from '../helpers/engines';
 import { enginesFolder, fileinfoManifest } from '../helpers/fixtures';
 import { type Answer, listen, type Send } from '../helpers/http';
 import { ROOT, temporalAddress } from '../helpers/system';
@@ -49,7 +52,7 @@ describe('gateway API', () => {
     client = new Client({ connection });
     registry = await EngineRegistry.load(enginesDir);
     const dataDir = mkdtempSync(join(tmpdir(), 'docket-gateway-'));
-    blobs = await new BlobStore(join(dataDir, 'blobs')).init();
+    blobs = await new FsBlobStore(join(dataDir, 'blobs')).init();
     keys = new KeyStore(join(dataDir, 'keys.json'));
     for (const role of ['read', 'analyze', 'admin'] as const) {
       const created = await keys.create(`${role}-key`, role);
@@ -65,8 +68,8 @@ describe('gateway API', () => {
     const audit: string[] = [];
     const metrics = new DocketMetrics();
     const app = await buildGateway({
-      client, blobs, registry, docker, keys, metrics,
-      taskQueue: `t${randomBytes(4).toString('hex')}-docket`,
+      temporal: new DocketClient(client, `t${randomBytes(4).toString('hex')}-docket`, blobs),
+      blobs, registry, runners: await dockerRunners(), keys, metrics,
       anonymous: anonymousPolicy('none', '0.0.0.0'),
       rateLimit: 0,
       audit: (line) => audit.push(line),
@@ -237,6 +240,7 @@ describe('gateway API', () => {
         status: 'ready',
         checks: {
           temporal: { ok: true, message: `Temporal at ${temporalAddress()} answers`, ms: expect.any(Number) },
+          blobs: { ok: true, message: 'the blob store answers', ms: expect.any(Number) },
           docker: { ok: true, message: 'Docker answers', ms: expect.any(Number) },
           engines: { ok: true, message: '2 engine(s) loaded; 1 manifest(s) skipped, see GET /v1/engines', ms: 0 },
         },
@@ -247,7 +251,7 @@ describe('gateway API', () => {
       const address = `127.0.0.1:${await freePort()}`;
       const connection = Connection.lazy({ address });
       connections.push(connection);
-      const { send } = await gateway({ client: new Client({ connection }), readyTimeoutMs: 1500 });
+      const { send } = await gateway({ temporal: new DocketClient(new Client({ connection }), 'unreachable'), readyTimeoutMs: 1500 });
       const response = await send({ method: 'GET', url: '/readyz' });
       expect(response.statusCode).toBe(503);
       const { status, checks } = response.json();
@@ -260,7 +264,7 @@ describe('gateway API', () => {
 
     it('answers /readyz 503 when Docker is unreachable or no engine is loaded', async () => {
       const empty = await EngineRegistry.load(mkdtempSync(join(tmpdir(), 'docket-no-engines-')));
-      const { send } = await gateway({ docker: new Docker({ socketPath: '/nonexistent/docker.sock' }), registry: empty });
+      const { send } = await gateway({ runners: await dockerRunners(new Docker({ socketPath: '/nonexistent/docker.sock' })), registry: empty });
       const response = await send({ method: 'GET', url: '/readyz' });
       expect(response.statusCode).toBe(503);
       const { checks } = response.json();
@@ -323,7 +327,7 @@ describe('gateway API', () => {
     });
 
     it('says when Docker could not be asked about an image, rather than calling it missing', async () => {
-      const { send } = await gateway({ docker: new Docker({ socketPath: '/nonexistent/docker.sock' }) });
+      const { send } = await gateway({ runners: await dockerRunners(new Docker({ socketPath: '/nonexistent/docker.sock' })) });
       const { engines } = (await send({ method: 'GET', url: '/v1/engines', headers: bearer('read') })).json();
       expect(engines[0]).toMatchObject({ imageId: null, imagePresent: null, imageError: expect.stringContaining('Docker did not answer') });
     });

@@ -4,13 +4,14 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import Docker from 'dockerode';
+import { DocketClient } from '../../contract/client';
 import type { FastifyInstance } from 'fastify';
-import { BlobStore } from '../../infra/blob-store';
+import { FsBlobStore } from '../../infra/blob-store-fs';
 import { EngineRegistry } from '../../infra/engine-registry';
 import { anonymousPolicy } from '../../gateway/auth';
 import { KeyStore } from '../../gateway/keys';
 import { buildGateway, type GatewayDeps } from '../../gateway/server';
+import { dockerRunners } from '../helpers/engines';
 import { enginesFolder, fileinfoManifest } from '../helpers/fixtures';
 import { listen, type Send } from '../helpers/http';
 import { poll, temporalAddress } from '../helpers/system';
@@ -33,13 +34,13 @@ describe('gateway refusals', () => {
     const revoked = await keys.create('former', 'read');
     await keys.revoke(revoked.info.id);
     revokedKey = revoked.key;
+    const blobs = await new FsBlobStore(join(dataDir, 'blobs')).init();
     deps = {
-      client: new Client({ connection }),
-      blobs: await new BlobStore(join(dataDir, 'blobs')).init(),
+      temporal: new DocketClient(new Client({ connection }), `t${randomBytes(4).toString('hex')}-docket`, blobs),
+      blobs,
       registry: await EngineRegistry.load(enginesFolder([fileinfoManifest])),
-      docker: new Docker(),
+      runners: await dockerRunners(),
       keys,
-      taskQueue: `t${randomBytes(4).toString('hex')}-docket`,
       anonymous: anonymousPolicy('read', '127.0.0.1'),
       audit: () => undefined,
     };
@@ -78,8 +79,8 @@ describe('gateway refusals', () => {
     it('pages with the nextPageToken it gave, and refuses it for a list with other filters', async () => {
       const { send } = await gateway(0);
       // Two investigations nobody works on, so there are two pages of one whatever else the server holds.
-      const handles = await Promise.all([1, 2].map(() => deps.client.workflow.start(WorkflowType.investigation, {
-        taskQueue: deps.taskQueue, workflowId: `refusals-${randomBytes(6).toString('hex')}`, args: [{}],
+      const handles = await Promise.all([1, 2].map(() => deps.temporal.client.workflow.start(WorkflowType.investigation, {
+        taskQueue: deps.temporal.taskQueue, workflowId: `refusals-${randomBytes(6).toString('hex')}`, args: [{}],
       })));
       try {
         const first = await poll(

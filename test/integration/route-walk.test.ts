@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import Docker from 'dockerode';
+import { DocketClient } from '../../contract/client';
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import { BlobStore } from '../../infra/blob-store';
+import { FsBlobStore } from '../../infra/blob-store-fs';
 import { EngineRegistry } from '../../infra/engine-registry';
 import { silentLogger } from '../../infra/log';
 import { anonymousPolicy } from '../../gateway/auth';
 import { KeyStore } from '../../gateway/keys';
 import { buildGateway } from '../../gateway/server';
+import { dockerRunners } from '../helpers/engines';
 import { deliver, FakeSlack } from '../helpers/fake-slack';
 import { listen, type Send, type Sent } from '../helpers/http';
 import { ROOT, temporalAddress } from '../helpers/system';
@@ -97,12 +98,11 @@ describe('the gateway under hostile requests to every registered route', () => {
     slack = await new FakeSlack(`xoxb-${randomBytes(8).toString('hex')}`).start();
     for (const role of ['analyze', 'admin'] as const) key[role] = (await keys.create(`walk-${role}`, role)).key;
     app = await buildGateway({
-      client: new Client({ connection }),
-      blobs: await new BlobStore(join(dataDir, 'blobs')).init(),
+      temporal: new DocketClient(new Client({ connection }), `t${randomBytes(4).toString('hex')}-docket`),
+      blobs: await new FsBlobStore(join(dataDir, 'blobs')).init(),
       registry: await EngineRegistry.load(join(ROOT, 'engines')),
-      docker: new Docker(),
+      runners: await dockerRunners(),
       keys,
-      taskQueue: `t${randomBytes(4).toString('hex')}-docket`,
       anonymous: anonymousPolicy('none', '127.0.0.1'),
       // The walk is about what handlers do with input; the throttles have their own tests.
       rateLimit: 0,

@@ -18,7 +18,7 @@ class Launcher {
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(readonly dir: string, readonly ports: { gateway: number; temporal: number; ui: number }, readonly queuePrefix: string) {
+  constructor(readonly dir: string, readonly ports: { gateway: number; temporal: number; ui: number; worker: number; engines: number }, readonly queuePrefix: string) {
     mkdirSync(join(dir, 'engines', 'fileinfo'), { recursive: true });
     copyFileSync(join(ROOT, 'engines', 'fileinfo', 'engine.yaml'), join(dir, 'engines', 'fileinfo', 'engine.yaml'));
     mkdirSync(join(dir, 'schedules'), { recursive: true });
@@ -30,6 +30,8 @@ class Launcher {
       DOCKET_SCHEDULES_DIR: join(dir, 'schedules'),
       DOCKET_POLICY_FILE: join(dir, 'no-policy.yaml'),
       DOCKET_PORT: String(ports.gateway),
+      DOCKET_WORKER_PORT: String(ports.worker),
+      DOCKET_ENGINES_PORT: String(ports.engines),
       DOCKET_TEMPORAL_PORT: String(ports.temporal),
       DOCKET_TEMPORAL_UI_PORT: String(ports.ui),
       DOCKET_QUEUE_PREFIX: queuePrefix,
@@ -46,7 +48,7 @@ class Launcher {
   /** `before` runs once the ports are chosen and before the launcher starts. */
   static async start(before?: (ports: Launcher['ports']) => Promise<void>): Promise<Launcher> {
     const dir = mkdtempSync(join(tmpdir(), 'docket-launcher-'));
-    const ports = { gateway: await freePort(), temporal: await freePort(), ui: await freePort() };
+    const ports = { gateway: await freePort(), temporal: await freePort(), ui: await freePort(), worker: await freePort(), engines: await freePort() };
     await before?.(ports);
     return new Launcher(dir, ports, `s${randomBytes(4).toString('hex')}-`);
   }
@@ -145,7 +147,7 @@ function commandOf(pid: number): string {
 
 /** The Temporal CLI itself, not the tether whose arguments name it. */
 const isDevServer = (pid: number) => commandOf(pid).includes('server start-dev') && !commandOf(pid).includes('tether.ts');
-const isRole = (pid: number) => commandOf(pid).includes('scripts/run.ts');
+const isRole = (pid: number) => commandOf(pid).includes('bin/docket');
 
 async function within<T>(promise: Promise<T>, limitMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

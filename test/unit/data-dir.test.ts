@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ResultCache } from '../../infra/result-cache';
+import { FsCacheEntries, ResultCache } from '../../infra/result-cache';
 import type { EngineReport } from '../../core/investigation';
 import { secureDataDir } from '../../system/data-dir';
 
@@ -31,7 +31,7 @@ describe('the data folder', () => {
     const previous = process.umask(0);
     try {
       const dir = join(mkdtempSync(join(tmpdir(), 'docket-cache-')), 'cache');
-      const cache = new ResultCache(dir);
+      const cache = new ResultCache(new FsCacheEntries(dir));
       const key = ResultCache.key({ engine: 'fileinfo', imageId: 'sha256:1', config: {}, subject: 'file:abc' });
       await cache.put(key, { engine: 'fileinfo', status: 'success' } as EngineReport);
       expect(mode(dir)).toBe(0o700);

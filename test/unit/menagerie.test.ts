@@ -1,6 +1,5 @@
 import { menagerieFromReport, summarize } from '../../core/menagerie';
 import type { EngineReport, InvestigationReport } from '../../core/investigation';
-import { decodeStdout } from '../../core/stdout-result';
 
 const job = (fields: Partial<EngineReport>): EngineReport => ({
   engine: 'fileinfo', subject: { kind: 'observable', observable: { type: 'domain', data: 'example.com' } },
@@ -28,21 +27,14 @@ describe('Menagerie result', () => {
     });
   });
 
+  it('is Fail, with the reason as its summary, when the only engine asked for was skipped', () => {
+    const skipped = { ...report([]), status: 'Fail' as const, skipped: [{ engine: 'apktool', subject: job({}).subject, reason: 'apktool does not take text/plain files' }] };
+    expect(menagerieFromReport(skipped)).toMatchObject({ status: 'Fail', summary: 'apktool skipped: apktool does not take text/plain files' });
+  });
+
   it('is Fail with the failing engine message when one failed', () => {
     const result = menagerieFromReport(report([job({ summary: 'fine' }), job({ status: 'timeout', summary: 'engine ran past its timeout' })]));
     expect(result).toMatchObject({ status: 'Fail', summary: 'engine ran past its timeout' });
   });
 });
 
-describe('stdout results', () => {
-  it('decodes canonical base64', () => {
-    const encoded = Buffer.from('{"hosts": 12, "issues": 3}').toString('base64');
-    const decoded = decodeStdout(Buffer.from(`${encoded}\n`));
-    expect(decoded.encoding).toBe('base64');
-    expect(Buffer.from(decoded.bytes).toString()).toBe('{"hosts": 12, "issues": 3}');
-  });
-
-  it.each(['deadbeef', 'hello world\n', 'QUJD', 'not base64 at all, clearly!'])('leaves %p as it is', (text) => {
-    expect(decodeStdout(Buffer.from(text)).encoding).toBe('raw');
-  });
-});

@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { BlobStore } from '../../infra/blob-store';
+import { FsBlobStore } from '../../infra/blob-store-fs';
 import { silentLogger } from '../../infra/log';
 import { createSlackNotifier } from '../../activities/slack-notifier';
 import { sealSlackMessage } from '../../infra/slack-client';
@@ -144,7 +144,7 @@ describe("an API request's notify", () => {
 describe("the worker's Slack targets", () => {
   const botToken = 'xoxb-unit-test';
   const notifier = createSlackNotifier({
-    botToken, apiUrl: 'http://127.0.0.1:9/api/', blobs: new BlobStore(tmpdir()), log: silentLogger, channels: ['CSOC0001'],
+    botToken, apiUrl: 'http://127.0.0.1:9/api/', blobs: new FsBlobStore(tmpdir()), log: silentLogger, channels: ['CSOC0001'],
     links: { console: 'http://docket.test/console/', temporalUi: 'http://docket.test:8233', namespace: 'default' },
   });
   const ts = '1718000000.000100';

@@ -1,5 +1,5 @@
 import { EngineManifest } from '../../core/engine-manifest';
-import { planJobs, splitEngineRequest, subjectsOf } from '../../core/plan';
+import { markingReason, planJobs, splitEngineRequest, subjectsOf } from '../../core/plan';
 
 const engine = (name: string, accepts: string[], kind = 'analyzer') =>
   EngineManifest.parse({ name, kind, image: `docket/${name}:1.0`, accepts, protocol: 'cortex' });
@@ -37,7 +37,7 @@ describe('planning engine jobs', () => {
 
   it('analyzes nothing when the engine list is empty beside responders asked for, and everything it accepts without them', () => {
     const subjects = subjectsOf({ files: [], observables: [{ type: 'domain', data: 'evil.example' }] });
-    expect(planJobs(subjects, [], engines, ['blocklist'])).toEqual({ jobs: [], errors: [] });
+    expect(planJobs(subjects, [], engines, ['blocklist'])).toEqual({ jobs: [], errors: [], skipped: [] });
     expect(planJobs(subjects, [], engines).jobs.map((job) => job.engine)).toEqual(['whois']);
     expect(planJobs(subjects, undefined, engines, ['blocklist']).jobs.map((job) => job.engine)).toEqual(['whois']);
   });
@@ -70,3 +70,47 @@ describe('sorting what a caller asked to run', () => {
     expect(splitEngineRequest(['__proto__', 'toString'], undefined, engines)).toEqual({ ok: true, engines: ['__proto__', 'toString'], respond: [] });
   });
 });
+
+describe('engines that apply but do not run (skipped, never failed)', () => {
+  const apktool = EngineManifest.parse({ name: 'apktool', kind: 'analyzer', image: 'docket/apktool:1.0', accepts: ['file'], protocol: 'file', filetypes: ['application/vnd.android.package-archive'] });
+  const anyButPdf = EngineManifest.parse({ name: 'strings', kind: 'analyzer', image: 'docket/strings:1.0', accepts: ['file'], protocol: 'file', filetypes: ['!application/pdf'] });
+  const textOnly = EngineManifest.parse({ name: 'notes', kind: 'analyzer', image: 'docket/notes:1.0', accepts: ['file'], protocol: 'file', filetypes: ['text/*'] });
+  const secret = EngineManifest.parse({ name: 'vt', kind: 'analyzer', image: 'docket/vt:1.0', accepts: ['domain'], protocol: 'cortex', maxTlp: 1, maxPap: 2 });
+  const typed = (contentType?: string) => ({ ...file, contentType });
+
+  it('skips an analyzer that does not take the file type detected, with the reason, and runs the rest', () => {
+    const plan = planJobs(subjectsOf({ files: [typed('text/plain')], observables: [] }), undefined, [apktool, engines[0], anyButPdf, textOnly]);
+    expect(plan.jobs.map((job) => job.engine)).toEqual(['fileinfo', 'strings', 'notes']);
+    expect(plan.skipped).toEqual([{
+      engine: 'apktool', subject: { kind: 'file', file: typed('text/plain') },
+      reason: 'apktool does not take text/plain files (it takes application/vnd.android.package-archive)',
+    }]);
+    expect(plan.errors).toEqual([]);
+  });
+
+  it('honours exclusions and families of MIME types', () => {
+    const plan = planJobs(subjectsOf({ files: [typed('application/pdf')], observables: [] }), undefined, [anyButPdf, textOnly]);
+    expect(plan.jobs).toEqual([]);
+    expect(plan.skipped?.map((job) => job.reason)).toEqual([
+      'strings does not take application/pdf files (it takes any file but application/pdf)',
+      'notes does not take application/pdf files (it takes text/*)',
+    ]);
+  });
+
+  it('runs a file of unknown type (from before detection) on every engine that takes files', () => {
+    const plan = planJobs(subjectsOf({ files: [typed(undefined)], observables: [] }), undefined, [apktool]);
+    expect(plan.jobs.map((job) => job.engine)).toEqual(['apktool']);
+  });
+
+  it('skips an engine above its maxTlp or maxPap, as Cortex refuses with check_tlp / check_pap', () => {
+    const subjects = subjectsOf({ files: [], observables: [{ type: 'domain', data: 'evil.example' }] });
+    expect(planJobs(subjects, undefined, [secret], [], { tlp: 1, pap: 2 }).jobs.map((job) => job.engine)).toEqual(['vt']);
+    expect(planJobs(subjects, undefined, [secret], [], { tlp: 2, pap: 2 }).skipped?.[0].reason).toContain('the data is TLP 2 and vt takes data up to TLP 1 (maxTlp)');
+    expect(planJobs(subjects, undefined, [secret], [], { tlp: 0, pap: 3 }).skipped?.[0].reason).toContain('the data is PAP 3 and vt acts up to PAP 2 (maxPap)');
+  });
+
+  it('lets an engine without maxTlp / maxPap take any marking', () => {
+    expect(markingReason(engines[1], { tlp: 4, pap: 3 })).toBeUndefined();
+  });
+});
+
