@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -8,83 +8,18 @@ import { InvestigationInput, type InvestigationReport } from '../../core/investi
 import { WorkflowType } from '../../contract/messages';
 import { freePort } from '../../system/temporal-dev';
 import { enginesFolder, fileinfoManifest, getJson, upload } from '../helpers/fixtures';
+import { OwnDockerd } from '../helpers/own-dockerd';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 
 /**
  * Engine workers on two Docker hosts serving the same task queues: a second dockerd started on this
- * machine with its own data root, exec root, pidfile, unix socket and no bridge (so it adds no
- * iptables rules and leaves the first daemon's networks alone). One engines role runs in this process
+ * machine with its own data root, exec root, pidfile, unix socket, network namespace and no bridge
+ * (so it adds no iptables rules and leaves the first daemon's networks alone; test/helpers/own-dockerd.ts). One engines role runs in this process
  * against the first daemon, the other is `bin/docket engines` in a child process against the second.
  */
 const IMAGES = ['docket/base:bookworm', 'docket/fileinfo:1.0'];
 const SPREAD = 'fileinfo-spread';
 const NAP = 'nap';
-
-class SecondDockerd {
-  readonly socket: string;
-  readonly client: Docker;
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<void>;
-
-  private constructor(readonly dir: string) {
-    this.socket = join(dir, 'docker.sock');
-    this.client = new Docker({ socketPath: this.socket });
-    this.child = spawn('dockerd', [
-      '--data-root', join(dir, 'data'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'docker.pid'),
-      '-H', `unix://${this.socket}`,
-      '--bridge=none', '--iptables=false', '--ip6tables=false',
-      '--cgroup-parent', `/docket-test-${randomBytes(3).toString('hex')}`,
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child.stderr!.on('data', (chunk: Buffer) => { this.log = (this.log + chunk.toString('utf8')).slice(-4000); });
-    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
-  }
-
-  log = '';
-
-  get host(): string {
-    return `unix://${this.socket}`;
-  }
-
-  static async start(): Promise<SecondDockerd> {
-    // Short: the socket path must fit a sockaddr_un, and containerd's sockets live under the exec root.
-    const daemon = new SecondDockerd(mkdtempSync(join(tmpdir(), 'dkd-')));
-    await poll(
-      () => daemon.client.ping().then(() => true, () => daemon.child.exitCode !== null),
-      (done) => done,
-      'the second dockerd to answer',
-      60_000,
-    );
-    if (daemon.child.exitCode !== null) throw new Error(`the second dockerd exited with ${daemon.child.exitCode}:\n${daemon.log}`);
-    return daemon;
-  }
-
-  /** `docker save … | docker -H <socket> load`: the images come from the first daemon, not a registry. */
-  async load(images: string[]): Promise<void> {
-    const save = spawn('docker', ['save', ...images], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const load = spawn('docker', ['-H', this.host, 'load', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    save.stdout!.pipe(load.stdin!);
-    let errors = '';
-    save.stderr!.on('data', (chunk: Buffer) => { errors += chunk; });
-    load.stderr!.on('data', (chunk: Buffer) => { errors += chunk; });
-    const codes = await Promise.all([save, load].map((child) => new Promise<number | null>((resolve) => child.once('exit', resolve))));
-    if (codes.some((code) => code !== 0)) throw new Error(`docker save | docker load failed: ${errors}`);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      this.child.kill('SIGTERM');
-      const limit = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-      await this.exited;
-      clearTimeout(limit);
-    }
-    // dockerd unmounts what it mounted when it stops; anything left would make rm cross into a mount.
-    const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1]).filter((path) => path?.startsWith(this.dir));
-    if (mounts.length) throw new Error(`the second dockerd left mounts under ${this.dir}: ${mounts.join(', ')}; unmount them, then remove the folder`);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
 
 /** Which jobs (the `docket.job` label) each engine container that started on `client` belonged to. */
 class ContainerStarts {
@@ -121,7 +56,7 @@ class ContainerStarts {
 }
 
 describe('engine workers on two Docker hosts', () => {
-  let daemon: SecondDockerd | undefined;
+  let daemon: OwnDockerd | undefined;
   let main: TestSystem;
   let local: TestSystem;
   let remote: ChildProcess | undefined;
@@ -171,7 +106,7 @@ describe('engine workers on two Docker hosts', () => {
   );
 
   beforeAll(async () => {
-    daemon = await SecondDockerd.start();
+    daemon = await OwnDockerd.start();
     await daemon.load(IMAGES);
     main = await startTestSystem({ enginesDir, engineWorkers: false });
     local = await startTestSystem({ shareWith: main, gateway: false, mainWorker: false, engineWorkers: true });
