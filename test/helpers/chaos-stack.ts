@@ -19,6 +19,7 @@ import { freePort, portIsFree } from '../../system/temporal-dev';
 import {
   DEFAULT_SERVER_BIN, MAX_MEMBERSHIP_PORT, prepareNamespace, setupDatabases, startServer, type RunningServer, type ServerSettings,
 } from '../../system/temporal-server';
+import { OwnDockerd } from './own-dockerd';
 import { ROOT } from './system';
 import { versitygwBinary } from './versitygw';
 
@@ -179,70 +180,6 @@ class S3Server {
   }
 }
 
-/**
- * A dockerd of the run's own: its own data root, exec root, pidfile and socket, no bridge and no
- * iptables rules, so killing it touches nothing else on the machine. Its containerd outlives a SIGKILL
- * of dockerd, and the next dockerd takes it over (moby reuses a running managed containerd).
- */
-class OwnDockerd {
-  readonly socket: string;
-  readonly client: Docker;
-  private child?: ChildProcess;
-  private log = '';
-  private readonly cgroup = `/docket-chaos-${randomBytes(3).toString('hex')}`;
-
-  constructor(readonly dir: string) {
-    this.socket = join(dir, 'docker.sock');
-    this.client = new Docker({ socketPath: this.socket });
-  }
-
-  get host(): string {
-    return `unix://${this.socket}`;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn('dockerd', [
-      '--data-root', join(this.dir, 'data'), '--exec-root', join(this.dir, 'exec'), '--pidfile', join(this.dir, 'docker.pid'),
-      '-H', this.host, '--bridge=none', '--iptables=false', '--ip6tables=false', '--cgroup-parent', this.cgroup,
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child = child;
-    child.stderr!.on('data', (chunk: Buffer) => { this.log = (this.log + chunk.toString('utf8')).slice(-4000); });
-    await waitUntil(async () => {
-      if (child.exitCode !== null) throw new Error(`the run's dockerd exited with ${child.exitCode}:\n${this.log}`);
-      return this.client.ping().then(() => true, () => false);
-    }, 'the run\'s dockerd to answer', 90_000);
-  }
-
-  async kill(): Promise<void> {
-    if (!this.child) return;
-    this.child.kill('SIGKILL');
-    await exited(this.child);
-  }
-
-  /** `docker save | docker -H <socket> load`: images come from the machine's daemon, not a registry. */
-  async load(images: string[]): Promise<void> {
-    const save = spawn('docker', ['save', ...images], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const load = spawn('docker', ['-H', this.host, 'load', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    save.stdout!.pipe(load.stdin!);
-    let errors = '';
-    for (const child of [save, load]) child.stderr!.on('data', (chunk: Buffer) => { errors += chunk; });
-    const codes = await Promise.all([save, load].map((child) => new Promise<number | null>((resolve) => child.once('exit', resolve))));
-    if (codes.some((code) => code !== 0)) throw new Error(`docker save | docker load failed: ${errors}`);
-  }
-
-  async stop(): Promise<void> {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGTERM');
-      const force = setTimeout(() => this.child?.kill('SIGKILL'), 30_000);
-      await exited(this.child);
-      clearTimeout(force);
-    }
-    const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1]).filter((path) => path?.startsWith(this.dir));
-    if (mounts.length) throw new Error(`the run's dockerd left mounts under ${this.dir}: ${mounts.join(', ')}; unmount them, then remove the folder`);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
 /** One of Docket's roles as `bin/docket <args>` in a process group of its own, so a kill reaches all of it. */
 export class RoleProcess {
   output = '';
@@ -326,8 +263,8 @@ export class ChaosStack {
       dir,
       new Postgres(join(dir, 'pg'), await freePort()),
       new S3Server(dir, await freePort()),
-      // Short: the socket path must fit a sockaddr_un, and containerd's sockets live under the exec root.
-      new OwnDockerd(mkdtempSync(join(tmpdir(), 'dkc-'))),
+      // A dockerd of the run's own, in a network namespace of its own (test/helpers/own-dockerd.ts).
+      OwnDockerd.create(),
     );
     try {
       await stack.boot(log);
@@ -344,7 +281,7 @@ export class ChaosStack {
     this.postgres.init('admin-secret');
     this.postgres.start();
     log('chaos: versitygw, and the run\'s own dockerd');
-    await Promise.all([this.s3.start(), this.dockerd.start()]);
+    await Promise.all([this.s3.start(), this.dockerd.restart()]);
     this.bucket = `chaos-${randomBytes(4).toString('hex')}`;
     await this.s3.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
     log('chaos: loading the engine images into the run\'s dockerd');

@@ -275,14 +275,15 @@ export class ChaosRun {
     const expected = { temporal: 'temporal', s3: 'blobs', dockerd: 'docker' } as Partial<Record<Fault, string>>;
     const named = expected[fault];
     if (named && !report.readyzDown.includes(named)) report.problems.push(`/readyz did not name ${named} while ${fault} was down (failed checks: ${report.readyzDown.join(', ') || 'none'})`);
-    if (fault === 'temporal' || fault === 's3') {
-      const refusals = report.answersWhileDown.filter((answer) => answer !== '503');
-      if (refusals.length) report.problems.push(`while ${fault} was down the gateway answered ${report.answersWhileDown.join(', ')}, not 503`);
+    // Without Temporal nothing can start; without the blob store an upload cannot, while a JSON investigation still can.
+    const mustRefuse = fault === 'temporal' ? report.answersWhileDown : fault === 's3' ? report.answersWhileDown.slice(0, 1) : [];
+    if (mustRefuse.some((answer) => answer !== '503')) {
+      report.problems.push(`while ${fault} was down the gateway answered ${report.answersWhileDown.join(', ')} (upload, JSON), not 503`);
     }
     if (fault === 'temporal') await stack.startTemporal();
     if (fault === 'postgres') stack.postgres.start();
     if (fault === 's3') await stack.s3.start();
-    if (fault === 'dockerd') await stack.dockerd.start();
+    if (fault === 'dockerd') await stack.dockerd.restart();
     return report;
   }
 
@@ -594,9 +595,15 @@ export class ChaosRun {
 /** Starts the stack, runs the plan, stops the stack: the figures, whatever happened in between. */
 export async function runChaos(options: ChaosOptions): Promise<ChaosFigures> {
   const run = await ChaosRun.start(options);
+  let figures: ChaosFigures | undefined;
   try {
-    return await run.run();
+    figures = await run.run();
+    return figures;
   } finally {
-    await run.stop();
+    // The figures are the point: a stack that does not stop cleanly is said, not allowed to hide them.
+    await run.stop().catch((error: Error) => {
+      if (!figures) throw error;
+      (options.log ?? (() => undefined))(`chaos: stopping the stack: ${error.message}`);
+    });
   }
 }

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,12 +29,18 @@ export class OwnDockerd {
     this.client = new Docker({ socketPath: this.socket });
   }
 
-  /** Short folder: the socket path must fit a sockaddr_un, and containerd's sockets live under the exec root. */
-  static async start(): Promise<OwnDockerd> {
+  /** Its folder and network namespace, not yet started (`restart`). */
+  static create(): OwnDockerd {
+    // Short folder: the socket path must fit a sockaddr_un, and containerd's sockets live under the exec root.
     const daemon = new OwnDockerd(mkdtempSync(join(tmpdir(), 'dkd-')));
     const made = spawnSync('ip', ['netns', 'add', daemon.namespace], { encoding: 'utf8' });
     if (made.status !== 0) throw new Error(`ip netns add ${daemon.namespace} failed (needs root and iproute2): ${made.stderr}`);
     spawnSync('ip', ['-n', daemon.namespace, 'link', 'set', 'lo', 'up']);
+    return daemon;
+  }
+
+  static async start(): Promise<OwnDockerd> {
+    const daemon = OwnDockerd.create();
     await daemon.restart();
     return daemon;
   }
@@ -91,8 +97,21 @@ export class OwnDockerd {
       clearTimeout(force);
     }
     spawnSync('ip', ['netns', 'delete', this.namespace]);
-    const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1]).filter((path) => path?.startsWith(this.dir));
-    if (mounts.length) throw new Error(`the test's dockerd left mounts under ${this.dir}: ${mounts.join(', ')}; unmount them, then remove the folder`);
+    // A dockerd killed with SIGKILL leaves its mounts (the data root's own bind mount among them), and
+    // the next one does not take them over. All are under this folder: unmount them, deepest first.
+    for (const mount of this.mounts().reverse()) {
+      try {
+        execFileSync('umount', ['-l', mount], { stdio: 'pipe' });
+      } catch {
+        // Gone meanwhile, or a parent's unmount took it.
+      }
+    }
+    const left = this.mounts();
+    if (left.length) throw new Error(`the test's dockerd left mounts under ${this.dir}: ${left.join(', ')}; unmount them, then remove the folder`);
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private mounts(): string[] {
+    return readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1]).filter((path) => path?.startsWith(`${this.dir}/`));
   }
 }
