@@ -249,7 +249,8 @@ describe('gateway API', () => {
 
     it('answers /readyz 503 naming Temporal when Temporal is unreachable', async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      const connection = Connection.lazy({ address });
+      // No retry interceptor: a retry timer still pending when the connection closes would throw later, outside any test.
+      const connection = Connection.lazy({ address, interceptors: [] });
       connections.push(connection);
       const { send } = await gateway({ temporal: new DocketClient(new Client({ connection }), 'unreachable'), readyTimeoutMs: 1500 });
       const response = await send({ method: 'GET', url: '/readyz' });

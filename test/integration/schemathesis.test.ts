@@ -15,12 +15,12 @@ import { startTestSystem, type TestSystem } from '../helpers/system';
  */
 
 /**
- * Cases per operation and phase: about 3,000 requests over the document's ~19 operations, in about a
- * minute on two cores.
+ * Cases per operation and phase: a few thousand requests over the document's ~41 operations, in about
+ * two minutes on two idle cores.
  */
-const MAX_EXAMPLES = 100;
+const MAX_EXAMPLES = 30;
 /** The outer bound: schemathesis is killed past it, and the test fails saying so. */
-const RUN_LIMIT_MS = 200_000;
+const RUN_LIMIT_MS = 300_000;
 
 interface Run {
   code: number | null;
@@ -72,7 +72,12 @@ describe('the gateway under schemathesis, against its own OpenAPI document', () 
       'run', `${system.baseUrl}/openapi.json`,
       '--checks', 'not_a_server_error,status_code_conformance,response_schema_conformance',
       '--header', `Authorization: Bearer ${adminKey}`,
-      '--phases', 'examples,coverage,fuzzing,stateful',
+      // No stateful phase: its links read back the investigations it starts, and with no engine worker
+      // here each such read is a long poll (`?wait=`, `waitreport`) that runs to its limit.
+      '--phases', 'examples,coverage,fuzzing',
+      // Reads whose cost grows with every workflow the fuzzer starts (the dashboard's window, Cortex job
+      // scans over the newest 200 jobs) or that wait on purpose; each has its own integration test.
+      '--exclude-path-regex', '^/(v1/stats|api/datastore/|api/job/_search|api/job/[^/]+/waitreport)',
       '--max-examples', String(MAX_EXAMPLES),
       '--seed', '11',
       // One worker: Python 3.11's ast module is not thread-safe, and hypothesis parses source while generating.
@@ -90,5 +95,5 @@ describe('the gateway under schemathesis, against its own OpenAPI document', () 
     expect({ code, output: code === 0 ? 'passed' : output.slice(-12_000) }).toEqual({ code: 0, output: 'passed' });
     // Guards against a run that passed because it sent nothing (the document empty, every operation skipped).
     expect(readFileSync(junit, 'utf8')).toMatch(/<testcase /);
-  });
+  }, RUN_LIMIT_MS + 60_000);
 });
