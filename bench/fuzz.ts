@@ -9,7 +9,6 @@
  * The per-operation example count is derived from the test's measured ratio (100 examples per
  * operation gave about 3,000 cases over the document). Loopback only; needs npm run setup.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +19,7 @@ import { KeyStore } from '../gateway/keys';
 import { createLogger } from '../infra/log';
 import { startSystem } from '../system/start-system';
 import { freePort, startDevServer } from '../system/temporal-dev';
-import { ensureSchemathesis } from '../test/helpers/schemathesis';
+import { ensureSchemathesis, runSchemathesis } from '../test/helpers/schemathesis';
 
 /** Cases schemathesis generated per `--max-examples` unit over Docket's document (the test's run: 100 → ~3,000). */
 const CASES_PER_EXAMPLE = 30;
@@ -80,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
       '--no-color',
       '--output-sanitize', 'true',
       '--report', 'junit', '--report-junit-path', junit,
-    ], hours * 3_600_000);
+    ], hours * 3_600_000, 'lower --cases or raise --hours');
     const minutes = (performance.now() - started) / 60_000;
     const generated = /(\d+) generated/.exec(output)?.[1];
     const serverErrors = output.split('\n').filter((line) => /server error/i.test(line) && !/^\s*-\s*$/.test(line));
@@ -101,27 +100,6 @@ async function main(argv: string[]): Promise<void> {
     await temporal.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function runSchemathesis(command: string, args: string[], limitMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', PYTHONUNBUFFERED: '1' } });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const timer = setTimeout(() => {
-      chunks.push(Buffer.from(`\n(killed: schemathesis ran past the time limit; lower --cases or raise --hours)\n`));
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output: Buffer.concat(chunks).toString() });
-    });
-  });
 }
 
 main(process.argv.slice(2)).catch((error) => {

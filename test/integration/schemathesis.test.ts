@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore } from '../../gateway/keys';
-import { ensureSchemathesis } from '../helpers/schemathesis';
+import { ensureSchemathesis, runSchemathesis } from '../helpers/schemathesis';
 import { startTestSystem, type TestSystem } from '../helpers/system';
 
 /**
@@ -21,32 +20,6 @@ import { startTestSystem, type TestSystem } from '../helpers/system';
 const MAX_EXAMPLES = 30;
 /** The outer bound: schemathesis is killed past it, and the test fails saying so. */
 const RUN_LIMIT_MS = 240_000;
-
-interface Run {
-  code: number | null;
-  output: string;
-}
-
-function runSchemathesis(command: string, args: string[], limitMs: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', PYTHONUNBUFFERED: '1' } });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const timer = setTimeout(() => {
-      chunks.push(Buffer.from(`\n(killed: schemathesis ran past ${limitMs / 1000}s; lower MAX_EXAMPLES)\n`));
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output: Buffer.concat(chunks).toString() });
-    });
-  });
-}
 
 describe('the gateway under schemathesis, against its own OpenAPI document', () => {
   let system: TestSystem;
@@ -91,7 +64,7 @@ describe('the gateway under schemathesis, against its own OpenAPI document', () 
       '--no-color',
       '--output-sanitize', 'true',
       '--report', 'junit', '--report-junit-path', junit,
-    ], RUN_LIMIT_MS);
+    ], RUN_LIMIT_MS, 'lower MAX_EXAMPLES');
     const cases = /(\d+) generated, (\d+) passed/.exec(output);
     process.stdout.write(`schemathesis: ${cases ? `${cases[1]} cases, ${cases[2]} passed` : 'no case count in its output'}\n`);
     expect({ code, output: code === 0 ? 'passed' : output.slice(-12_000) }).toEqual({ code: 0, output: 'passed' });
