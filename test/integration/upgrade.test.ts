@@ -13,13 +13,18 @@ import { docker, readVolumeFile } from '../helpers/engines';
 import { ROOT, temporalAddress } from '../helpers/system';
 
 /**
- * An upgrade in place: investigations started by the previous release (the v0.1.0 tag, run from a git
+ * An upgrade in place: investigations started by the previous release (v0.1.0, run from a git
  * worktree as its own processes) wait for approval; those processes stop; the current code starts on the
  * same Temporal namespace, task queues, data folder and blob store, and an approval sent through the new
  * gateway with the key made on the old release lets each investigation finish, running its responder once.
  */
 
 const RELEASE = 'v0.1.0';
+/**
+ * The commit v0.1.0 names. A clone does not always carry tags (CI clones main without them), so the
+ * worktree is made from the commit, which every clone of main has.
+ */
+const RELEASE_COMMIT = '314dfe75a4f941d08f4d5ae8337e92bbffa27a6f';
 const ENGINES = ['ioc-lookup', 'blocklist'];
 /** Both are in the sample feed as phishing, so the policy asks for approval to blocklist each. */
 const PHISH = [
@@ -40,7 +45,7 @@ describe(`an upgrade from ${RELEASE} with investigations waiting for approval`, 
   let current: System | undefined;
 
   beforeAll(async () => {
-    await run('git', ['-C', ROOT, 'worktree', 'add', '--detach', worktree, RELEASE]);
+    await run('git', ['-C', ROOT, 'worktree', 'add', '--detach', worktree, RELEASE_COMMIT]);
     symlinkSync(join(ROOT, 'node_modules'), join(worktree, 'node_modules'), 'dir');
     mkdirSync(join(work, 'schedules'));
   });
