@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
 import { KeyStore } from '../../gateway/keys';
+import { launchChromium, SCREENSHOTS, type TestBrowser, watchProblems } from '../helpers/chromium';
 import { docker, readVolumeFile } from '../helpers/engines';
 import { enginesFolder, writeApprovalPolicy } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
@@ -13,8 +14,6 @@ import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system'
  * The console in a real browser (Debian's Chromium, driven by playwright-core) against a whole
  * Docket: real Temporal, real engine containers, a policy that asks for approval before blocking.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = join(ROOT, 'test-artifacts', 'screenshots');
 const WAIT_MS = 120_000;
 
 const sample = (name: string) => parseYaml(readFileSync(join(ROOT, 'engines', name, 'engine.yaml'), 'utf8'));
@@ -24,8 +23,7 @@ const policyFile = join(tmpdir(), `docket-console-policy-${randomBytes(4).toStri
 describe('console', () => {
   let docket: TestSystem;
   let engines: string;
-  let browser: BrowserContext;
-  let profile: string;
+  let browser: TestBrowser;
   let adminKey: string;
   let page: Page;
   // What the page reported as broken: script errors and refusals by the Content-Security-Policy.
@@ -41,21 +39,12 @@ describe('console', () => {
     // No anonymous access: the console must sign in with a key for everything it shows.
     docket = await startTestSystem({ enginesDir: engines, env: { DOCKET_POLICY_FILE: policyFile, DOCKET_ANONYMOUS: 'none' } });
     adminKey = (await new KeyStore(join(docket.dataDir, 'keys.json')).create('console-admin', 'admin')).key;
-    profile = mkdtempSync(join(tmpdir(), 'docket-chromium-'));
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      viewport: { width: 1280, height: 900 },
-      acceptDownloads: true,
-    });
+    browser = await launchChromium({ acceptDownloads: true });
   });
 
   afterAll(async () => {
     await browser?.close();
     await docket?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
     rmSync(policyFile, { force: true });
     if (engines) rmSync(engines, { recursive: true, force: true });
     await docker.getVolume(blocklistVolume).remove().catch(() => undefined);
@@ -63,13 +52,8 @@ describe('console', () => {
 
   // Each test has its own tab, so its own sessionStorage: it starts signed out.
   beforeEach(async () => {
-    page = await browser.newPage();
-    pageProblems = [];
-    page.on('pageerror', (error) => pageProblems.push(`script error: ${error.message}`));
-    page.on('console', (message) => {
-      // Chromium logs every 4xx as "Failed to load resource"; refused keys are expected here.
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageProblems.push(message.text());
-    });
+    page = await browser.context.newPage();
+    pageProblems = watchProblems(page);
   });
 
   afterEach(async () => {

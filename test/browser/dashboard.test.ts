@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { parse as parseYaml, stringify } from 'yaml';
 import { KeyStore } from '../../gateway/keys';
+import { launchChromium, SCREENSHOTS, type TestBrowser, watchProblems } from '../helpers/chromium';
 import { docker } from '../helpers/engines';
 import { enginesFolder, writeApprovalPolicy } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
@@ -14,8 +15,6 @@ import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system'
  * investigation waiting for approval, one finished with an engine whose image was never built, a
  * manifest that does not load, a paused schedule, and compliance findings skipped and remediated.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = join(ROOT, 'test-artifacts', 'screenshots');
 const WAIT_MS = 120_000;
 const ACCOUNT = '310987654321';
 
@@ -26,8 +25,7 @@ describe('console pages for the analyst\'s day', () => {
   let docket: TestSystem;
   let engines: string;
   let scratch: string;
-  let browser: BrowserContext;
-  let profile: string;
+  let browser: TestBrowser;
   let adminKey: string;
   let readKey: string;
   let waitingId: string;
@@ -86,32 +84,20 @@ describe('console pages for the analyst\'s day', () => {
     await poll(() => read(`/v1/investigations/${waitingId}`), (body) => body.status?.responses?.some((r: any) => r.approval.state === 'pending'), 'the approval');
     await docket.client.workflow.getHandle(sent.findings[1].workflowId).result();
 
-    profile = mkdtempSync(join(tmpdir(), 'docket-chromium-'));
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      viewport: { width: 1280, height: 900 },
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
     await browser?.close();
     await docket?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
     if (scratch) rmSync(scratch, { recursive: true, force: true });
     if (engines) rmSync(engines, { recursive: true, force: true });
     await docker.getVolume(blocklistVolume).remove().catch(() => undefined);
   });
 
   beforeEach(async () => {
-    page = await browser.newPage();
-    pageProblems = [];
-    page.on('pageerror', (error) => pageProblems.push(`script error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageProblems.push(message.text());
-    });
+    page = await browser.context.newPage();
+    pageProblems = watchProblems(page);
   });
 
   afterEach(async () => {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
+import { launchChromium, SCREENSHOTS, type TestBrowser, watchProblems } from '../helpers/chromium';
 import { enginesFolder } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 
@@ -11,8 +11,6 @@ import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system'
  * The console's "Seen before?" search and the list's "What" column, in Debian's Chromium against a
  * whole Docket (real Temporal, the ioc-lookup engine in its container).
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOTS = join(ROOT, 'test-artifacts', 'screenshots');
 const sample = (name: string) => parseYaml(readFileSync(join(ROOT, 'engines', name, 'engine.yaml'), 'utf8'));
 
 const run = randomBytes(4).toString('hex');
@@ -22,8 +20,7 @@ const url = `https://${host}/login.php`;
 describe('console: seen before', () => {
   let docket: TestSystem;
   let engines: string;
-  let profile: string;
-  let browser: BrowserContext;
+  let browser: TestBrowser;
   let page: Page;
   let problems: string[];
   let byText: string;
@@ -55,26 +52,14 @@ describe('console: seen before', () => {
       (listed) => listed.investigations.length === 2,
       'both investigations in visibility',
     );
-    profile = mkdtempSync(join(tmpdir(), 'docket-chromium-'));
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = await browser.newPage();
-    problems = [];
-    page.on('pageerror', (error) => problems.push(`script error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
-    });
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+    problems = watchProblems(page);
   });
 
   afterAll(async () => {
     await browser?.close();
     await docket?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
     if (engines) rmSync(engines, { recursive: true, force: true });
   });
 
