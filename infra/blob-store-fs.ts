@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   BlobNotFoundError, type BlobSource, type BlobStore, Meter, type PutOptions, type PutResult,
-  bufferSource, checkedSha256, collect, prefixRange,
+  bufferSource, checkedSha256, readPrefix,
 } from './blob-store';
 
 /** Samples and reports are for Docket's user alone, whatever the process umask. */
@@ -82,12 +82,8 @@ export class FsBlobStore implements BlobStore {
     return createReadStream(this.pathOf(sha256), range);
   }
 
-  async read(sha256: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
-    if (maxBytes <= 0) {
-      await this.size(sha256);
-      return Buffer.alloc(0);
-    }
-    return collect(await this.open(sha256, prefixRange(maxBytes)));
+  read(sha256: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
+    return readPrefix(this, sha256, maxBytes);
   }
 
   async remove(sha256: string): Promise<void> {

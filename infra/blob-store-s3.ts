@@ -8,7 +8,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import {
   BlobNotFoundError, type BlobSource, type BlobStore, Meter, type PutOptions, type PutResult,
-  bufferSource, checkedSha256, collect, prefixRange,
+  bufferSource, checkedSha256, readPrefix,
 } from './blob-store';
 import type { CacheEntries } from './result-cache';
 
@@ -167,12 +167,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async read(sha256: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
-    if (maxBytes <= 0) {
-      await this.size(sha256);
-      return Buffer.alloc(0);
-    }
-    return collect(await this.open(sha256, prefixRange(maxBytes)));
+  read(sha256: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
+    return readPrefix(this, sha256, maxBytes);
   }
 
   async remove(sha256: string): Promise<void> {

@@ -116,13 +116,17 @@ export function bufferSource(data: Uint8Array | string): AsyncIterable<Uint8Arra
   return (async function* () { yield buffer; })();
 }
 
-export async function collect(stream: Readable): Promise<Buffer> {
+/**
+ * The first `maxBytes` bytes of a blob (all of it when unbounded), through a store's `size` and
+ * `open`, so every store reads a prefix the same way; a missing blob fails as `size` says.
+ */
+export async function readPrefix(store: Pick<BlobStore, 'size' | 'open'>, sha256: string, maxBytes: number): Promise<Buffer> {
+  if (maxBytes <= 0) {
+    await store.size(sha256);
+    return Buffer.alloc(0);
+  }
+  const range = Number.isFinite(maxBytes) ? { end: maxBytes - 1 } : {};
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  for await (const chunk of await store.open(sha256, range)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-/** The inclusive range that reads the first `maxBytes` bytes, or undefined for all of them. */
-export function prefixRange(maxBytes: number): { end?: number } {
-  return Number.isFinite(maxBytes) ? { end: maxBytes - 1 } : {};
 }
