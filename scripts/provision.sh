@@ -34,39 +34,31 @@ temporal_cli() {
   fi
   command -v temporal >/dev/null 2>&1 && return
   [ -x "$TOOLS_DIR/bin/temporal" ] && return
+  [ -x "$CACHE_DIR/bin/temporal" ] || temporal_cli_build
   mkdir -p "$TOOLS_DIR/bin"
-  if [ ! -x "$CACHE_DIR/bin/temporal" ]; then
-    command -v go >/dev/null 2>&1 || die "the Temporal CLI is missing and Go is not installed to build it: install Go and run npm run setup again, put 'temporal' on PATH, or set TEMPORAL_CLI to its path"
-    mkdir -p "$CACHE_DIR/bin"
-    # Minutes when cold: built while the next steps run, linked once it is done (background_wait).
-    say "building the Temporal CLI $TEMPORAL_VERSION with Go in the background (once; cached in $CACHE_DIR; Go's caches $(go env GOMODCACHE) and $(go env GOCACHE) are reused)"
-    background_start "the Temporal CLI" "$CACHE_DIR/temporal-cli-build.log" go_install_into "$CACHE_DIR/bin" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
-    background_then=link_temporal_cli
-    return
-  fi
-  link_temporal_cli
-}
-
-link_temporal_cli() {
   ln -sf "$CACHE_DIR/bin/temporal" "$TOOLS_DIR/bin/temporal"
 }
 
-go_install_into() {
-  local bin=$1
-  shift
-  cd "$CACHE_DIR" && CGO_ENABLED=0 GOBIN="$bin" go install "$@"
+# Whether the temporal step has to build the CLI (nothing given, on PATH, linked or cached).
+temporal_cli_missing() {
+  [ -z "${TEMPORAL_CLI:-}" ] && ! command -v temporal >/dev/null 2>&1 && [ ! -x "$TOOLS_DIR/bin/temporal" ] && [ ! -x "$CACHE_DIR/bin/temporal" ]
 }
 
-# One build at a time may run in the background while the next steps run (the Temporal CLI, about six
-# minutes cold on two cores, beside debootstrap and the engine images); its `go: downloading` chatter goes to a
-# log file, and a line every PROGRESS_EVERY seconds says it is still going.
+temporal_cli_build() {
+  go_build "the Temporal CLI $TEMPORAL_VERSION" "$CACHE_DIR/bin" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
+}
+
+# The Go builds the steps ask for (the Temporal CLI, versitygw, the Temporal server and its Web UI: about
+# 25 minutes cold on two busy cores) run one after another in one background job, started before the
+# first step, while debootstrap, the engine images, Chromium and the virtualenvs go on in the
+# foreground; their `go: downloading` chatter goes to a log file, and a line every PROGRESS_EVERY
+# seconds says they are still going. Each step that needs a build finishes once the job is done.
 PROGRESS_EVERY=${DOCKET_PROVISION_PROGRESS_SECONDS:-20}
 background_pid=
 background_ticker=
 background_what=
 background_log=
 background_started=
-background_then=
 
 background_start() {
   background_what=$1 background_log=$2
@@ -96,7 +88,6 @@ background_wait() {
     die "building $background_what failed (exit $status); its whole log is $background_log"
   fi
   say "built $background_what in $(( $(date +%s) - background_started ))s (log: $background_log)"
-  [ -z "$background_then" ] || "$background_then"
 }
 
 # A step that failed must not leave a build running behind the script's back.
@@ -119,17 +110,19 @@ go_build() {
   say "built $what in $(( $(date +%s) - started ))s"
 }
 
+temporal_server_missing() { [ ! -x "$CACHE_DIR/temporal-server/bin/server" ] || [ ! -x "$CACHE_DIR/temporal-server/bin/sql" ]; }
 temporal_server() {
   local bin=$CACHE_DIR/temporal-server/bin
-  [ -x "$bin/server" ] && [ -x "$bin/sql" ] && return
+  temporal_server_missing || return 0
   go_build "the Temporal server and sql tool $TEMPORAL_SERVER_VERSION" "$bin" \
     "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION"
 }
 
 # The UI server's binary is also called `server`: its own folder keeps it from replacing Temporal's.
+temporal_ui_missing() { [ ! -x "$CACHE_DIR/temporal-ui/bin/server" ]; }
 temporal_ui() {
   local bin=$CACHE_DIR/temporal-ui/bin
-  [ -x "$bin/server" ] && return
+  temporal_ui_missing || return 0
   go_build "the Temporal Web UI server $TEMPORAL_UI_VERSION" "$bin" "github.com/temporalio/ui-server/v2/cmd/server@$TEMPORAL_UI_VERSION"
 }
 
@@ -215,16 +208,14 @@ chromium() {
 }
 
 # The S3-compatible server the blob store tests run against (test/helpers/versitygw.ts finds it in the cache).
+versitygw_missing() { [ -z "${VERSITYGW:-}" ] && [ ! -x "$CACHE_DIR/versitygw/bin/versitygw" ]; }
 versitygw() {
   if [ -n "${VERSITYGW:-}" ]; then
     [ -x "$VERSITYGW" ] || die "VERSITYGW=$VERSITYGW is not an executable file"
     return
   fi
-  [ -x "$CACHE_DIR/versitygw/bin/versitygw" ] && return
-  command -v go >/dev/null 2>&1 || die "versitygw is missing and Go is not installed to build it: install Go and run this step again, or set VERSITYGW to its path"
-  say "building Versity's S3 gateway $VERSITYGW_VERSION with Go (once; cached in $CACHE_DIR/versitygw)"
-  mkdir -p "$CACHE_DIR/versitygw/bin"
-  (cd "$CACHE_DIR" && CGO_ENABLED=0 GOBIN="$CACHE_DIR/versitygw/bin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+  versitygw_missing || return 0
+  go_build "Versity's S3 gateway $VERSITYGW_VERSION" "$CACHE_DIR/versitygw/bin" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 }
 
 # The API fuzzer (test/integration/schemathesis.test.ts), in a virtualenv kept under the cache folder.
@@ -255,7 +246,45 @@ cortex4py_venv() {
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(temporal docker base engines versitygw)
 provision_started=$(date +%s)
+
+# Every Go build the steps need, in the order asked, as one background job (see background_start).
+go_steps=()
 for step in "${steps[@]}"; do
+  case "$step" in
+    temporal) temporal_cli_missing && go_steps+=(temporal) ;;
+    versitygw) versitygw_missing && go_steps+=(versitygw) ;;
+    temporal-server) temporal_server_missing && go_steps+=(temporal-server) ;;
+    temporal-ui) temporal_ui_missing && go_steps+=(temporal-ui) ;;
+  esac
+done
+go_steps_build() {
+  local step
+  for step in "${go_steps[@]}"; do
+    case "$step" in
+      temporal) temporal_cli_build ;;
+      versitygw) versitygw ;;
+      temporal-server) temporal_server ;;
+      temporal-ui) temporal_ui ;;
+    esac
+  done
+}
+if [ ${#go_steps[@]} -gt 0 ]; then
+  command -v go >/dev/null 2>&1 || die "${go_steps[*]} must be built with Go, which is not installed: install Go and run this again (or set TEMPORAL_CLI / VERSITYGW to binaries you have)"
+  mkdir -p "$CACHE_DIR"
+  say "building with Go in the background: ${go_steps[*]} (once; cached in $CACHE_DIR; Go's caches $(go env GOMODCACHE) and $(go env GOCACHE) are reused)"
+  background_start "${go_steps[*]}" "$CACHE_DIR/go-builds.log" go_steps_build
+fi
+in_background() {
+  local each
+  for each in "${go_steps[@]}"; do [ "$each" = "$1" ] && return 0; done
+  return 1
+}
+
+for step in "${steps[@]}"; do
+  if in_background "$step"; then
+    say "step $step: building in the background; the next steps run meanwhile"
+    continue
+  fi
   step_started=$(date +%s)
   case "$step" in
     temporal) temporal_cli ;;
@@ -272,11 +301,13 @@ for step in "${steps[@]}"; do
     compose) compose ;;
     *) die "unknown step $step (temporal, docker, base, engines, chromium, schemathesis, cortex4py, versitygw, temporal-server, temporal-ui, postgres, compose)" ;;
   esac
-  if [ "$step" = temporal ] && [ -n "$background_pid" ]; then
-    say "step temporal: building in the background; the next steps run meanwhile"
-  else
-    say "step $step: ready ($(( $(date +%s) - step_started ))s)"
-  fi
+  say "step $step: ready ($(( $(date +%s) - step_started ))s)"
 done
 background_wait
+# What the background built is linked or checked now, as its step would have done.
+for step in "${go_steps[@]}"; do
+  case "$step" in
+    temporal) temporal_cli ;;
+  esac
+done
 say "done in $(( $(date +%s) - provision_started ))s (${steps[*]})"
