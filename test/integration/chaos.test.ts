@@ -1,13 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { tsxCommand } from '../../system/supervisor';
-import { freePort } from '../../system/temporal-dev';
 import { type ChaosFigures, ChaosRun, type Fault } from '../helpers/chaos';
-import { poll, ROOT } from '../helpers/system';
+import { Launcher } from '../helpers/launcher';
+import { poll } from '../helpers/system';
 
 /**
  * Docket's promise under faults: the short chaos run (test/helpers/chaos.ts; `npm run bench:chaos` is
@@ -63,96 +58,6 @@ describe('chaos: each part of the production stack killed with SIGKILL during a 
   });
 });
 
-/** `npm start` as a person runs it, with fileinfo only. */
-class Launcher {
-  output = '';
-  readonly child: ChildProcess;
-  readonly dir = mkdtempSync(join(tmpdir(), 'docket-chaos-launcher-'));
-
-  constructor(readonly ports: { gateway: number; temporal: number; ui: number }) {
-    mkdirSync(join(this.dir, 'engines', 'fileinfo'), { recursive: true });
-    copyFileSync(join(ROOT, 'engines', 'fileinfo', 'engine.yaml'), join(this.dir, 'engines', 'fileinfo', 'engine.yaml'));
-    mkdirSync(join(this.dir, 'schedules'));
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      DOCKET_SKIP_PROVISION: '1',
-      DOCKET_DATA_DIR: join(this.dir, 'data'),
-      DOCKET_ENGINES_DIR: join(this.dir, 'engines'),
-      DOCKET_SCHEDULES_DIR: join(this.dir, 'schedules'),
-      DOCKET_POLICY_FILE: join(this.dir, 'no-policy.yaml'),
-      DOCKET_PORT: String(ports.gateway),
-      DOCKET_WORKER_PORT: '0',
-      DOCKET_ENGINES_PORT: '0',
-      DOCKET_TEMPORAL_PORT: String(ports.temporal),
-      DOCKET_TEMPORAL_UI_PORT: String(ports.ui),
-      DOCKET_QUEUE_PREFIX: `k${randomBytes(3).toString('hex')}-`,
-    };
-    delete env.TEMPORAL_ADDRESS;
-    const { command, args } = tsxCommand(join(ROOT, 'scripts', 'start.ts'), []);
-    this.child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const collect = (chunk: Buffer) => { this.output += chunk.toString('utf8'); };
-    this.child.stdout!.on('data', collect);
-    this.child.stderr!.on('data', collect);
-  }
-
-  get baseUrl(): string {
-    return `http://127.0.0.1:${this.ports.gateway}`;
-  }
-
-  async waitFor(pattern: RegExp, after = 0): Promise<RegExpMatchArray[]> {
-    const all = new RegExp(pattern.source, 'g');
-    const found = await poll(async () => [...this.output.matchAll(all)], (matches) => matches.length > after || this.child.exitCode !== null,
-      `${pattern} in the launcher's output:\n${this.output.slice(-3000)}`, 180_000);
-    if (found.length <= after) throw new Error(`the launcher exited before printing ${pattern}:\n${this.output.slice(-3000)}`);
-    return found;
-  }
-
-  /** The launcher and everything under it, for cleanup after a failed test. */
-  async kill(): Promise<void> {
-    const family = [this.child.pid!, ...descendants(this.child.pid!)];
-    for (const pid of family) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    await poll(async () => family.filter(alive), (left) => left.length === 0, 'the launcher and its children to die', 30_000);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // Gone while listing.
-    }
-  }
-  const found: number[] = [];
-  for (const queue = [root]; queue.length;) {
-    for (const child of children.get(queue.shift()!) ?? []) {
-      found.push(child);
-      queue.push(child);
-    }
-  }
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 interface Answer { status: number; retryAfter: string | null; jobid?: string; content: string }
 
 /** One upload with its own content; `status` 0 when nothing answered. */
@@ -179,7 +84,7 @@ describe('npm start: the Temporal dev server killed with 20 uploads in flight', 
   }, 60_000);
 
   it('answers 503 with Retry-After (never 500) while it is down, and completes every accepted upload once the launcher restarts it', async () => {
-    launcher = new Launcher({ gateway: await freePort(), temporal: await freePort(), ui: await freePort() });
+    launcher = await Launcher.start();
     await launcher.waitFor(/docket: running; gateway on/);
     const [, pid] = (await launcher.waitFor(/supervisor: temporal runs its command as pid (\d+)/))[0];
 
