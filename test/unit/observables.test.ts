@@ -269,106 +269,24 @@ describe('the result', () => {
     expect(extractObservables(text)).toHaveLength(1000);
   });
 
-  it('reads a megabyte of adversarial text in well under the workflow task timeout', () => {
-    const texts = [
-      'a.'.repeat(500_000), 'abcd:'.repeat(200_000), `http://x.com/${')'.repeat(1_000_000)}`, '1.'.repeat(500_000),
-      'a@'.repeat(500_000), ' '.repeat(1_000_000), 'x@a.'.repeat(250_000),
-    ];
-    const started = Date.now();
-    for (const text of texts) extractObservables(text);
-    expect(Date.now() - started).toBeLessThan(5000);
-  });
-});
-
-// Generators of valid values, each with the observable extraction must find for it.
-const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/);
-const plainTld = fc.constantFrom('com', 'net', 'org', 'ru', 'io', 'xyz', 'top', 'info', 'de');
-const domainName = fc.tuple(label, plainTld).map(([name, tld]) => `${name}.${tld}`);
-const fqdnName = fc.tuple(fc.array(label, { minLength: 1, maxLength: 3 }), domainName).map(([subs, name]) => [...subs, name].join('.'));
-const segment = fc.stringMatching(/^[A-Za-z0-9_~-]{1,8}(?:\.[A-Za-z0-9_~-]{1,8})?$/);
-const urlText = fc.record({
-  scheme: fc.constantFrom('http', 'https', 'ftp'),
-  host: fc.oneof(domainName, fqdnName, fc.ipV4()),
-  port: fc.option(fc.integer({ min: 1, max: 65535 }).map((port) => `:${port}`), { nil: '' }),
-  path: fc.array(segment, { maxLength: 4 }).map((segments) => segments.map((s) => `/${s}`).join('')),
-  query: fc.option(fc.stringMatching(/^\?[a-z]{1,5}=[A-Za-z0-9]{1,8}(?:&[a-z]{1,5}=[A-Za-z0-9]{1,8})?$/), { nil: '' }),
-  fragment: fc.option(fc.stringMatching(/^#[A-Za-z0-9-]{1,8}$/), { nil: '' }),
-}).map(({ scheme, host, port, path, query, fragment }) => `${scheme}://${host}${port}${path}${query}${fragment}`);
-const mailText = fc.tuple(fc.array(fc.stringMatching(/^[A-Za-z0-9_%+-]{1,8}$/), { minLength: 1, maxLength: 3 }), fc.oneof(domainName, fqdnName))
-  .map(([parts, host]) => `${parts.join('.')}@${host}`);
-const hashOf = (length: number) => fc.tuple(fc.stringMatching(new RegExp(`^[0-9a-f]{${length}}$`)), fc.boolean())
-  .filter(([hex]) => /\d/.test(hex) && /[a-f]/.test(hex))
-  .map(([hex, upper]) => (upper ? hex.toUpperCase() : hex));
-
-const valued = fc.oneof(
-  fc.ipV4().map((value) => ({ value, expected: ip(value) })),
-  fc.ipV6().filter((value) => normalizeIp(value) !== '::').map((value) => ({ value, expected: ipv6(normalizeIp(value) as string) })),
-  domainName.map((value) => ({ value, expected: domain(value) })),
-  fqdnName.map((value) => ({ value, expected: fqdn(value) })),
-  urlText.map((value) => ({ value, expected: url(value) })),
-  mailText.map((value) => ({ value, expected: mail(value.toLowerCase()) })),
-  hashOf(32).map((value) => ({ value, expected: md5(value.toLowerCase()) })),
-  hashOf(40).map((value) => ({ value, expected: sha1(value.toLowerCase()) })),
-  hashOf(64).map((value) => ({ value, expected: sha256(value.toLowerCase()) })),
-);
-const separator = fc.constantFrom(' ', '\n', ', ', '; ', ' and ', '\t');
-
-const keyOf = (observable: Observable) => `${observable.type} ${observable.data}`;
-
-function firstOfEach(observables: Observable[]): Observable[] {
-  const seen = new Set<string>();
-  return observables.filter((observable) => !seen.has(keyOf(observable)) && seen.add(keyOf(observable)));
-}
-
-// Text made of the pieces extraction reacts to, so that arbitrary input reaches its corners.
-const iocish = fc.array(fc.oneof(
-  fc.constantFrom('[.]', '(dot)', '[at]', 'hxxp', 'https://', '://', '@', '.', ':', '::', '/', '(', ')', '[', ']', ' ', ',', 'com', 'co.uk', 'zip', 'ffff', '1', '255', 'CVE-2024-', '0000'),
-  fc.ipV4(), fc.ipV6(), domainName, urlText, mailText, hashOf(32), fc.string({ maxLength: 5 }),
-), { maxLength: 40 }).map((pieces) => pieces.join(''));
-const anyText = fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), iocish);
-
-describe('extraction properties', () => {
-  it('finds every valid value again after it was defanged and refanged', () => {
-    fc.assert(fc.property(valued, ({ value, expected }) => {
-      expect(extractObservables(refang(`Seen ${defang(value)}, twice.`))).toEqual([expected]);
-    }));
-  });
-
-  it('finds exactly the values of a text made of several, each once, in order', () => {
-    fc.assert(fc.property(fc.array(fc.tuple(valued, separator), { maxLength: 8 }), (items) => {
-      const text = items.map(([{ value }, sep]) => `${defang(value)}${sep}`).join('');
-      expect(extractObservables(text)).toEqual(firstOfEach(items.map(([{ expected }]) => expected)));
-    }));
-  });
-
-  it('never throws, and returns valid, distinct observables', () => {
-    fc.assert(fc.property(anyText, (text) => {
-      const observables = extractObservables(text);
-      for (const observable of observables) expect(Observable.safeParse(observable).success).toBe(true);
-      expect(new Set(observables.map(keyOf)).size).toBe(observables.length);
-    }), { numRuns: 500 });
-  });
-
-  it('with a limit, returns the first observables of the full result', () => {
-    fc.assert(fc.property(anyText, fc.nat({ max: 10 }), (text, limit) => {
-      expect(extractObservables(text, { limit })).toEqual(extractObservables(text).slice(0, limit));
-    }));
-  });
-
-  it('dropping private addresses only removes observables, and leaves no private address', () => {
-    fc.assert(fc.property(anyText, (text) => {
-      const all = extractObservables(text).map(keyOf);
-      const kept = extractObservables(text, { dropPrivate: true });
-      expect(kept.map(keyOf).every((key) => all.includes(key))).toBe(true);
-      for (const { type, data } of kept) {
-        if (type === 'ip' || type === 'ipv6') expect(isPrivateOrReserved(data)).toBe(false);
+  it('reads adversarial text in time that grows with its length, not its square (no catastrophic backtracking)', () => {
+    // Each pattern at 1/16 of a megabyte and at a whole one. Linear work costs about 16 times more on
+    // the larger; a backtracking regex (quadratic or worse) costs 256 times more or far beyond. The
+    // cheapest of three runs of each keeps a busy machine's pauses out of the ratio; no absolute time
+    // is asserted.
+    const patterns: Array<[string, number]> = [['a.', 2], ['abcd:', 5], [')', 1], ['1.', 2], ['a@', 2], [' ', 1], ['x@a.', 4]];
+    const cost = (bytes: number) => {
+      const texts = patterns.map(([unit, size]) => unit === ')' ? `http://x.com/${unit.repeat(bytes)}` : unit.repeat(Math.floor(bytes / size)));
+      let best = Number.POSITIVE_INFINITY;
+      for (let round = 0; round < 3; round += 1) {
+        const started = process.hrtime.bigint();
+        for (const text of texts) extractObservables(text);
+        best = Math.min(best, Number(process.hrtime.bigint() - started));
       }
-    }));
-  });
-
-  it('refang undoes defang', () => {
-    fc.assert(fc.property(fc.oneof(urlText, mailText, domainName, fqdnName, fc.ipV4(), fc.ipV6()), (value) => {
-      expect(refang(defang(value))).toBe(value);
-    }));
+      return best;
+    };
+    const small = cost(65_536);
+    const large = cost(1_048_576);
+    expect(large / small).toBeLessThan(64);
   });
 });
