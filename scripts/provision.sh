@@ -155,7 +155,9 @@ docker_engine() {
   fi
   say "starting dockerd"
   mkdir -p /var/log
-  nohup dockerd >/var/log/docket-dockerd.log 2>&1 &
+  # A session of its own: the daemon is shared, so a signal to the process group that provisioned it
+  # (a CI job stopped, a test run killed) must not stop it under everyone else.
+  setsid nohup dockerd >/var/log/docket-dockerd.log 2>&1 </dev/null &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return
     sleep 1
