@@ -290,3 +290,96 @@ describe('the result', () => {
     expect(large / small).toBeLessThan(64);
   });
 });
+
+// Generators of valid values, each with the observable extraction must find for it.
+const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/);
+const plainTld = fc.constantFrom('com', 'net', 'org', 'ru', 'io', 'xyz', 'top', 'info', 'de');
+const domainName = fc.tuple(label, plainTld).map(([name, tld]) => `${name}.${tld}`);
+const fqdnName = fc.tuple(fc.array(label, { minLength: 1, maxLength: 3 }), domainName).map(([subs, name]) => [...subs, name].join('.'));
+const segment = fc.stringMatching(/^[A-Za-z0-9_~-]{1,8}(?:\.[A-Za-z0-9_~-]{1,8})?$/);
+const urlText = fc.record({
+  scheme: fc.constantFrom('http', 'https', 'ftp'),
+  host: fc.oneof(domainName, fqdnName, fc.ipV4()),
+  port: fc.option(fc.integer({ min: 1, max: 65535 }).map((port) => `:${port}`), { nil: '' }),
+  path: fc.array(segment, { maxLength: 4 }).map((segments) => segments.map((s) => `/${s}`).join('')),
+  query: fc.option(fc.stringMatching(/^\?[a-z]{1,5}=[A-Za-z0-9]{1,8}(?:&[a-z]{1,5}=[A-Za-z0-9]{1,8})?$/), { nil: '' }),
+  fragment: fc.option(fc.stringMatching(/^#[A-Za-z0-9-]{1,8}$/), { nil: '' }),
+}).map(({ scheme, host, port, path, query, fragment }) => `${scheme}://${host}${port}${path}${query}${fragment}`);
+const mailText = fc.tuple(fc.array(fc.stringMatching(/^[A-Za-z0-9_%+-]{1,8}$/), { minLength: 1, maxLength: 3 }), fc.oneof(domainName, fqdnName))
+  .map(([parts, host]) => `${parts.join('.')}@${host}`);
+const hashOf = (length: number) => fc.tuple(fc.stringMatching(new RegExp(`^[0-9a-f]{${length}}$`)), fc.boolean())
+  .filter(([hex]) => /\d/.test(hex) && /[a-f]/.test(hex))
+  .map(([hex, upper]) => (upper ? hex.toUpperCase() : hex));
+
+const valued = fc.oneof(
+  fc.ipV4().map((value) => ({ value, expected: ip(value) })),
+  fc.ipV6().filter((value) => normalizeIp(value) !== '::').map((value) => ({ value, expected: ipv6(normalizeIp(value) as string) })),
+  domainName.map((value) => ({ value, expected: domain(value) })),
+  fqdnName.map((value) => ({ value, expected: fqdn(value) })),
+  urlText.map((value) => ({ value, expected: url(value) })),
+  mailText.map((value) => ({ value, expected: mail(value.toLowerCase()) })),
+  hashOf(32).map((value) => ({ value, expected: md5(value.toLowerCase()) })),
+  hashOf(40).map((value) => ({ value, expected: sha1(value.toLowerCase()) })),
+  hashOf(64).map((value) => ({ value, expected: sha256(value.toLowerCase()) })),
+);
+const separator = fc.constantFrom(' ', '\n', ', ', '; ', ' and ', '\t');
+
+const keyOf = (observable: Observable) => `${observable.type} ${observable.data}`;
+
+function firstOfEach(observables: Observable[]): Observable[] {
+  const seen = new Set<string>();
+  return observables.filter((observable) => !seen.has(keyOf(observable)) && seen.add(keyOf(observable)));
+}
+
+// Text made of the pieces extraction reacts to, so that arbitrary input reaches its corners.
+const iocish = fc.array(fc.oneof(
+  fc.constantFrom('[.]', '(dot)', '[at]', 'hxxp', 'https://', '://', '@', '.', ':', '::', '/', '(', ')', '[', ']', ' ', ',', 'com', 'co.uk', 'zip', 'ffff', '1', '255', 'CVE-2024-', '0000'),
+  fc.ipV4(), fc.ipV6(), domainName, urlText, mailText, hashOf(32), fc.string({ maxLength: 5 }),
+), { maxLength: 40 }).map((pieces) => pieces.join(''));
+const anyText = fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), iocish);
+
+describe('extraction properties', () => {
+  it('finds every valid value again after it was defanged and refanged', () => {
+    fc.assert(fc.property(valued, ({ value, expected }) => {
+      expect(extractObservables(refang(`Seen ${defang(value)}, twice.`))).toEqual([expected]);
+    }));
+  });
+
+  it('finds exactly the values of a text made of several, each once, in order', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(valued, separator), { maxLength: 8 }), (items) => {
+      const text = items.map(([{ value }, sep]) => `${defang(value)}${sep}`).join('');
+      expect(extractObservables(text)).toEqual(firstOfEach(items.map(([{ expected }]) => expected)));
+    }));
+  });
+
+  it('never throws, and returns valid, distinct observables', () => {
+    fc.assert(fc.property(anyText, (text) => {
+      const observables = extractObservables(text);
+      for (const observable of observables) expect(Observable.safeParse(observable).success).toBe(true);
+      expect(new Set(observables.map(keyOf)).size).toBe(observables.length);
+    }), { numRuns: 500 });
+  });
+
+  it('with a limit, returns the first observables of the full result', () => {
+    fc.assert(fc.property(anyText, fc.nat({ max: 10 }), (text, limit) => {
+      expect(extractObservables(text, { limit })).toEqual(extractObservables(text).slice(0, limit));
+    }));
+  });
+
+  it('dropping private addresses only removes observables, and leaves no private address', () => {
+    fc.assert(fc.property(anyText, (text) => {
+      const all = extractObservables(text).map(keyOf);
+      const kept = extractObservables(text, { dropPrivate: true });
+      expect(kept.map(keyOf).every((key) => all.includes(key))).toBe(true);
+      for (const { type, data } of kept) {
+        if (type === 'ip' || type === 'ipv6') expect(isPrivateOrReserved(data)).toBe(false);
+      }
+    }));
+  });
+
+  it('refang undoes defang', () => {
+    fc.assert(fc.property(fc.oneof(urlText, mailText, domainName, fqdnName, fc.ipV4(), fc.ipV6()), (value) => {
+      expect(refang(defang(value))).toBe(value);
+    }));
+  });
+});
