@@ -18,6 +18,7 @@ const BENCHES: Record<string, string> = {
   engines: 'engines.ts',
   upload: 'upload.ts',
   slack: 'slack-ack.ts',
+  restart: 'restart.ts',
 };
 
 async function main(): Promise<void> {

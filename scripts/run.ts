@@ -7,10 +7,17 @@
  */
 import { createLogger } from '../infra/log';
 import { type Config, ConfigError, loadConfig } from '../core/config';
-import { EngineRegistry } from '../infra/engine-registry';
-import { startRoleServer, type RoleServer } from '../system/role-server';
+import type { RoleServer } from '../system/role-server';
 import { PRIVATE_UMASK, secureDataDir } from '../system/data-dir';
-import { startSystem, type System } from '../system/start-system';
+import type { System } from '../system/start-system';
+
+/**
+ * What a role runs, loaded only by a role: most of a process's start is loading it (seconds of CPU),
+ * which `docket start`, the launcher, does not need. A role starts loading it before it waits for Temporal.
+ */
+function loadRole() {
+  return Promise.all([import('../system/start-system'), import('../system/role-server'), import('../system/temporal-dev')]);
+}
 
 const ROLES = new Map([
   ['gateway', { gateway: true, mainWorker: false, engineWorkers: false }],
@@ -58,6 +65,9 @@ async function main(): Promise<void> {
     console.error(`docket: ${why}\n\n${USAGE}`);
     process.exit(USAGE_EXIT);
   }
+  const loading = loadRole();
+  // A role that stops on a bad command line before it waits for the modules must not leave the load unhandled.
+  loading.catch(() => undefined);
   const names = rest.flatMap((arg) => arg.split(',')).map((name) => name.trim()).filter(Boolean);
   // Names on the command line stand in for DOCKET_ENGINES, so a unit or a compose service names its engines where it runs them.
   const config = loadConfig(names.length ? { ...process.env, DOCKET_ENGINES: names.join(',') } : process.env);
@@ -84,6 +94,11 @@ async function main(): Promise<void> {
   // Started by the supervisor: its IPC channel closes when it dies, however it dies, and a role must not outlive it.
   if (process.connected) process.on('disconnect', () => void stop('the supervisor is gone'));
 
+  const [{ startSystem }, { startRoleServer }, { AWAIT_TEMPORAL_ENV, waitForTemporal }] = await loading;
+  if (process.env[AWAIT_TEMPORAL_ENV] === '1') {
+    await waitForTemporal(config.temporalAddress, () => (stopping ? 'is no longer awaited: this role is stopping' : undefined));
+    if (stopping) return;
+  }
   system = await startSystem({ config, log, ...parts });
   if (stopping) return;
   const port = role === 'worker' ? config.DOCKET_WORKER_PORT : role === 'engines' ? config.DOCKET_ENGINES_PORT : 0;
@@ -100,6 +115,7 @@ async function main(): Promise<void> {
 /** An engine name that matches no manifest would leave a host polling nothing, silently: refuse it at start. */
 async function refuseUnknownEngines(config: Config): Promise<void> {
   if (!config.engineFilter.length) return;
+  const { EngineRegistry } = await import('../infra/engine-registry');
   const registry = await EngineRegistry.load(config.DOCKET_ENGINES_DIR);
   const unknown = config.engineFilter.filter((name) => !registry.get(name));
   if (!unknown.length) return;

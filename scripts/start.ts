@@ -7,11 +7,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { createLogger } from '../infra/log';
-import { loadConfig } from '../core/config';
+import Docker from 'dockerode';
+import { createLogger, type Logger } from '../infra/log';
+import { type Config, loadConfig } from '../core/config';
 import { PRIVATE_UMASK, secureDataDir } from '../system/data-dir';
 import { docketCommand, Supervisor, tsxCommand } from '../system/supervisor';
-import { devServerCommand, portIsFree, waitForTemporal } from '../system/temporal-dev';
+import { AWAIT_TEMPORAL_ENV, devServerCommand, findTemporalCli, portIsFree, waitForTemporal } from '../system/temporal-dev';
+import { BASE_IMAGE, buildEngineImages, localImages } from './lib/engine-images';
 
 const ROLES = ['worker', 'engines', 'gateway'];
 const TETHER = join(__dirname, '..', 'system', 'tether.ts');
@@ -22,11 +24,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.DOCKET_LOG_LEVEL);
   await secureDataDir(config.DOCKET_DATA_DIR, (message) => log.warn(message));
 
-  if (process.env.DOCKET_SKIP_PROVISION !== '1') {
-    const steps = ['docker', 'base', 'engines', ...(config.TEMPORAL_ADDRESS ? [] : ['temporal'])];
-    const provision = spawnSync('bash', [join(__dirname, 'provision.sh'), ...steps], { stdio: 'inherit' });
-    if (provision.status !== 0) throw new Error('provisioning failed (see above); fix it and run npm start again');
-  }
+  if (process.env.DOCKET_SKIP_PROVISION !== '1') await provision(config, log);
 
   // Fail now, naming the port, rather than let a child die on it over and over, or talk to a stale server.
   if (!config.TEMPORAL_ADDRESS) {
@@ -78,6 +76,10 @@ async function main(): Promise<void> {
     });
     log.info(`temporal: starting the dev server (${resolve(config.DOCKET_DATA_DIR, 'temporal.db')}), Web UI on ${config.temporalUiUrl}`);
     supervisor.add({ name: 'temporal', ...tsxCommand(TETHER, [server.command, ...server.args]), logFile, tier: 0 });
+    // The roles load their code while the server starts (most of a role's start), then wait for it to answer.
+    env.TEMPORAL_ADDRESS = config.temporalAddress;
+    env[AWAIT_TEMPORAL_ENV] = '1';
+    addRoles(supervisor, env);
     try {
       await waitForTemporal(config.temporalAddress, () => {
         const status = supervisor.status('temporal');
@@ -87,10 +89,45 @@ async function main(): Promise<void> {
       await stop(`the Temporal dev server did not start: ${(error as Error).message}`, 1);
       return;
     }
-    env.TEMPORAL_ADDRESS = config.temporalAddress;
+    log.info('temporal: the dev server answers');
+    return;
   }
+  addRoles(supervisor, env);
+}
+
+function addRoles(supervisor: Supervisor, env: NodeJS.ProcessEnv): void {
   for (const role of ROLES) {
     supervisor.add({ name: role, ...docketCommand([role]), env, reload: true });
+  }
+}
+
+/**
+ * What provision.sh's docker, base, temporal and engines steps make sure of. When Docker answers, the
+ * base image is there and the Temporal CLI is found, the script (a shell, a docker CLI call per check)
+ * is not run at all; the engine images are checked here, in one list of the local images
+ * (scripts/lib/engine-images.ts), and only what changed is built.
+ */
+async function provision(config: Config, log: Logger): Promise<void> {
+  const started = Date.now();
+  const docker = new Docker();
+  const steps = ['docker', 'base', ...(config.TEMPORAL_ADDRESS ? [] : ['temporal'])];
+  if (!(await provisioned(docker, !config.TEMPORAL_ADDRESS))) {
+    const script = spawnSync('bash', [join(__dirname, 'provision.sh'), ...steps], { stdio: 'inherit' });
+    if (script.status !== 0) throw new Error('provisioning failed (see above); fix it and run npm start again');
+  }
+  const failed = await buildEngineImages({ enginesDir: config.DOCKET_ENGINES_DIR, docker });
+  if (failed) throw new Error(`provisioning failed: ${failed} engine image(s) did not build (see above); fix them and run npm start again`);
+  log.info(`provision: done in ${((Date.now() - started) / 1000).toFixed(1)}s (${[...steps, 'engines'].join(' ')})`);
+}
+
+async function provisioned(docker: Docker, needsTemporalCli: boolean): Promise<boolean> {
+  try {
+    await docker.ping();
+    if (!(await localImages(docker)).has(BASE_IMAGE)) return false;
+    if (needsTemporalCli) findTemporalCli();
+    return true;
+  } catch {
+    return false;
   }
 }
 

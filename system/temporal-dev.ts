@@ -95,6 +95,13 @@ export function devServerCommand(options: DevServerOptions): { command: string; 
 }
 
 /**
+ * Set by npm start's launcher for the roles it starts beside its dev server: a role loads its code,
+ * then waits (waitForTemporal) for the server to answer before it connects, instead of failing on a
+ * server that is still starting.
+ */
+export const AWAIT_TEMPORAL_ENV = 'DOCKET_AWAIT_TEMPORAL';
+
+/**
  * Waits until the server at `address` answers, for up to `limitMs` (the SDK's own helper allows only
  * a few seconds); `exited` says why to stop waiting early, when the server process is already gone.
  */

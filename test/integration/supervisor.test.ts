@@ -48,6 +48,17 @@ describe('npm start: each role a supervised child process', () => {
     await launcher?.kill();
   });
 
+  it('starts the roles beside the dev server, before it answers, and they connect once it does', () => {
+    const answered = launcher.output.indexOf('temporal: the dev server answers');
+    expect(answered).toBeGreaterThan(-1);
+    for (const role of ['worker', 'engines', 'gateway']) {
+      const started = launcher.output.indexOf(`supervisor: ${role} started`);
+      expect(started).toBeGreaterThan(-1);
+      expect(started).toBeLessThan(answered);
+      expect(launcher.output.indexOf(`supervisor: ${role} ready`)).toBeGreaterThan(answered);
+    }
+  });
+
   it('keeps the workers serving while the gateway is killed with SIGKILL, and brings the gateway back', async () => {
     const content = `a sample uploaded before the gateway dies ${randomUUID()}\n`;
     const accepted = await upload(launcher.baseUrl, 'fileinfo', content, 'before.txt');
