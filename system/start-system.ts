@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import type { WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics } from 'prom-client';
@@ -13,20 +13,10 @@ import type { EngineRunners } from '../infra/engine-runner';
 import type { Logger } from '../infra/log';
 import { DocketMetrics } from '../infra/metrics';
 import { reconcileSchedules } from '../infra/schedule-control';
-import { createSlackNotifier } from '../activities/slack-notifier';
 import type { Config } from '../core/config';
 import { settingList } from '../core/notify-targets';
 import type { AuditSink } from '../gateway/audit';
-import { anonymousPolicy } from '../gateway/auth';
-import { loadComplianceAccounts } from '../gateway/compliance-routes';
-import { KeyStore } from '../gateway/keys';
-import { buildGateway } from '../gateway/server';
-import { allowedHosts } from '../gateway/site-guard';
-import { slackLinks, slackSetup } from '../gateway/slack/settings';
-import { EngineWorkers } from '../workers/engine-workers';
-import { createMainWorker } from '../workers/main-worker';
-import { reapOrphans } from '../workers/reaper';
-import { installRuntime } from '../workers/runtime';
+import type { EngineWorkers } from '../workers/engine-workers';
 import { DocketClient } from '../contract/client';
 import { SEARCH_ATTRIBUTES } from '../contract/messages';
 import { temporalTarget } from './temporal-connection';
@@ -80,7 +70,6 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const target = temporalTarget(options.config, env);
   // A profile may name the namespace; everything below reads it from the config.
   const config: Config = { ...options.config, TEMPORAL_NAMESPACE: target.namespace };
-  installRuntime();
   const registry = await EngineRegistry.load(config.DOCKET_ENGINES_DIR);
   for (const error of registry.errors) log.warn(`engines: skipped ${error}`);
   const { blobs, cache } = await openBlobStore(config);
@@ -104,13 +93,18 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   let reconcile: (() => Promise<void>) | undefined;
   let mainWorker: { getState(): string } | undefined;
   if (runMain || runEngines) {
+    // Each role loads only its own code: a gateway never loads the worker SDK, its bundler or the
+    // activities, and a worker never loads fastify and the routes (about a third of a role's start).
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { installRuntime } = await import('../workers/runtime');
+    const { startReaper } = await import('../workers/reaper');
+    const { createMainWorker } = await import('../workers/main-worker');
+    const { EngineWorkers } = await import('../workers/engine-workers');
+    const { createSlackNotifier } = await import('../activities/slack-notifier');
+    const { slackLinks } = await import('../gateway/slack/settings');
+    installRuntime();
     const maxAgeMs = Math.max(...registry.list().map((e) => e.manifest.timeout), 0) * 2 + 30 * 60_000;
-    const reap = () => reapOrphans(runners.list(), { maxAgeMs, log }).catch((error) => log.warn(`reaper: ${(error as Error).message}`));
-    const reaper = runEngines ? setInterval(reap, REAP_EVERY_MS) : undefined;
-    if (runEngines) {
-      await reap();
-      reaper?.unref();
-    }
+    const reaper = runEngines ? await startReaper(runners.list(), { maxAgeMs, log, everyMs: REAP_EVERY_MS }) : undefined;
     const connection = await NativeConnection.connect(target.connection);
     const main = runMain
       ? await createMainWorker({
@@ -155,7 +149,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
     }
     const workers = engineWorkers;
     stops.push(async () => {
-      clearInterval(reaper);
+      await reaper?.stop();
       await stopSweeps?.();
       if (main?.getState() === 'RUNNING') main.shutdown();
       await Promise.all([mainDone, workers?.shutdown()]);
@@ -166,6 +160,12 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   let gateway: FastifyInstance | undefined;
   let url: string | undefined;
   if (options.gateway !== false) {
+    const { anonymousPolicy } = await import('../gateway/auth');
+    const { loadComplianceAccounts } = await import('../gateway/compliance-routes');
+    const { KeyStore } = await import('../gateway/keys');
+    const { buildGateway } = await import('../gateway/server');
+    const { allowedHosts } = await import('../gateway/site-guard');
+    const { slackSetup } = await import('../gateway/slack/settings');
     const slack = slackSetup(config);
     if (!slack.on) log.info(slack.why);
     gateway = await buildGateway({
@@ -181,6 +181,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       },
       rateLimit: config.DOCKET_RATE_LIMIT,
       maxInflightStarts: config.DOCKET_MAX_INFLIGHT_STARTS,
+      maxWaitMs: config.maxWaitMs,
       audit: options.audit,
       queuePrefix: config.DOCKET_QUEUE_PREFIX,
       compliance: { accounts: await loadComplianceAccounts(config.DOCKET_ACCOUNTS_FILE), log },
