@@ -4,6 +4,8 @@ import { settingList, webhookAllowEntryProblem } from './notify-targets';
 import { parseDuration } from './units';
 
 const DAY_MS = 86_400_000;
+/** DOCKET_MAX_WAIT's ceiling: Cortex's `waitreport` never waited longer. */
+const MAX_WAIT_CEILING_MS = 10 * 60_000;
 /**
  * Every setting Docket reads from its environment, with its default, in one place.
  * The README's "Configuration" table mirrors this schema.
@@ -103,6 +105,16 @@ export const ConfigSchema = z.object({
   DOCKET_RATE_LIMIT: z.coerce.number().int().min(0).default(600),
   /** State-changing gateway requests (uploads, starts, decisions) in progress at once; past it 503 + Retry-After; 0 = no bound. */
   DOCKET_MAX_INFLIGHT_STARTS: z.coerce.number().int().min(0).default(64),
+  /**
+   * The longest the gateway holds a read open waiting for a job to finish: `?wait=` (60 s at most
+   * whatever this says) and Cortex's `waitreport` `atMost` (10 minutes at most); a longer wait is
+   * refused with 400 (`?wait=`) or cut to it (`atMost`). Lower it below a proxy's idle timeout; 0 turns waiting off.
+   */
+  DOCKET_MAX_WAIT: z.string().default('10m').superRefine((value, context) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) context.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration: write it like 30s, 500ms or 10m` });
+    else if (ms > MAX_WAIT_CEILING_MS) context.addIssue({ code: 'custom', message: `${value} is longer than the 10 minutes a read may be held open` });
+  }),
   /** Schedule definitions (`*.yaml`) reconciled into Temporal Schedules at start (README, "Schedules"). */
   DOCKET_SCHEDULES_DIR: z.string().default('schedules'),
   /** Cloud accounts compliance bots act in, and their credentials' variable names (README, "Compliance events"). */
@@ -131,6 +143,8 @@ export type Config = z.infer<typeof ConfigSchema> & {
   temporalUiUrl: string;
   /** DOCKET_RETENTION in milliseconds. */
   retentionMs: number;
+  /** DOCKET_MAX_WAIT in milliseconds. */
+  maxWaitMs: number;
   engineFilter: string[];
   consoleUrl: string;
 };
@@ -147,6 +161,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     temporalAddress: config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.DOCKET_TEMPORAL_PORT}`,
     temporalUiUrl: config.DOCKET_TEMPORAL_UI_URL ?? `http://localhost:${config.DOCKET_TEMPORAL_UI_PORT}`,
     retentionMs: parseDuration(config.DOCKET_RETENTION)!,
+    maxWaitMs: parseDuration(config.DOCKET_MAX_WAIT)!,
     engineFilter: config.DOCKET_ENGINES.split(',').map((name) => name.trim()).filter(Boolean),
     consoleUrl: config.DOCKET_CONSOLE_URL ?? `http://localhost:${config.DOCKET_PORT}/console/`,
   };

@@ -30,6 +30,8 @@ export interface CortexApiDeps {
   blobs: BlobStore;
   /** Read per request, so a reload of the engines counts. */
   registry: EngineRegistry;
+  /** DOCKET_MAX_WAIT: the longest `waitreport` holds a read, whatever `atMost` asks (10 minutes when absent). */
+  maxWaitMs?: number;
 }
 
 /** The Cortex version whose API this answers; TheHive reads `versions.Cortex` from /api/status. */
@@ -81,7 +83,7 @@ const Artifact = z.looseObject({ id: z.string(), dataType: z.string(), tlp: z.nu
 const IdParams = z.object({ id: z.string().min(1).max(200).describe('the analyzer, responder or job id') });
 const TypeParams = z.object({ dataType: z.string().min(1).max(100).describe('a Cortex data type: ip, domain, file, ... or thehive:case_artifact, ...') });
 const RunQuery = z.object({ force: z.enum(['true', 'false', '1', '0']).optional().describe('true (or 1) skips the result cache') });
-const WaitQuery = z.object({ atMost: z.string().max(40).optional().describe('how long to wait: 1minute, 30 seconds, 90s, Inf (at most 10 minutes); 1 minute by default') });
+const WaitQuery = z.object({ atMost: z.string().max(40).optional().describe('how long to wait: 1minute, 30 seconds, 90s, Inf (at most 10 minutes, or the gateway\'s DOCKET_MAX_WAIT when shorter); 1 minute by default') });
 const DatastoreParams = z.object({ id: z.string().min(1).max(200).describe('the attachment id: a job\'s attachment.id, or a file artifact\'s attachment.id in its report (a sha256)') });
 const DatastoreQuery = z.object({ name: z.string().max(1000).optional().describe('the file name to download it as (Cortex\'s ?name=); the attachment\'s own name by default') });
 const RunMultipart = z.object({
@@ -262,7 +264,7 @@ export async function cortexApiRoutes(app: FastifyInstance, deps: CortexApiDeps)
   app.get<{ Params: { id: string }; Querystring: z.infer<typeof WaitQuery> }>('/job/:id/waitreport', { config: { role: 'read' }, schema: schemas.waitReport }, async (request) => {
     const waitMs = parseAtMost(request.query.atMost);
     if (waitMs === undefined) throw refusal(`atMost ${JSON.stringify(request.query.atMost)} is not a duration: send 1minute, 30 seconds, 90s or Inf`);
-    const deadline = Date.now() + waitMs;
+    const deadline = Date.now() + Math.min(waitMs, deps.maxWaitMs ?? waitMs);
     let state = await readJob(deps.temporal, deps.blobs, request.params.id);
     while ((state.facts.status === 'Waiting' || state.facts.status === 'InProgress') && Date.now() < deadline && !request.raw.destroyed) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));

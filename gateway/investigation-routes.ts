@@ -13,7 +13,7 @@ import { MAX_SEARCH_CHARS } from '../core/observable-index';
 import { ApiError, badRequest, tooLarge } from './errors';
 import type { DocketClient, ListFilters } from '../contract/client';
 import { requireRespondRole } from './responder-access';
-import { WaitParam, waitForJob } from './long-poll';
+import { waitForJob, waitParam } from './long-poll';
 import { sanitizeFilename } from './uploads';
 import { binaryFile, errorResponses, JSON_BODY_ERRORS, jsonSchema, multipartSchema, requestSchema } from './schemas';
 
@@ -28,14 +28,19 @@ export interface V1InvestigationDeps {
   namespace: string;
   /** Where a request's own `notify` may point (DOCKET_WEBHOOK_ALLOW, DOCKET_SLACK_CHANNELS). */
   notify: NotifyLimits;
+  /** DOCKET_MAX_WAIT: the longest `?wait=` holds a read (60 s when absent). */
+  maxWaitMs?: number;
 }
 
+// Filters become visibility query values, which DocketClient.list takes up to 100 characters long.
+const filter = z.string().max(100).optional();
+
 const ListQuery = z.object({
-  verdict: z.string().optional(),
-  source: z.string().optional(),
-  engine: z.string().optional(),
-  type: z.string().optional(),
-  status: z.string().optional(),
+  verdict: filter,
+  source: filter,
+  engine: filter,
+  type: filter,
+  status: filter,
   observable: z.string().max(MAX_SEARCH_CHARS).optional()
     .describe('"seen before": only investigations that analyzed this value, given or found as an artifact (a domain, URL, IP, hash, mail, file sha256…; defanged is fine, case does not matter)'),
   pageSize: z.coerce.number().int().min(1).max(100).optional(),
@@ -43,7 +48,7 @@ const ListQuery = z.object({
 });
 
 /** The decider is the caller's key; a name in the body counts only for callers without one. */
-const DecisionBody = Decision.omit({ by: true }).extend({ by: z.string().min(1).max(200).optional() });
+const DecisionBody = Decision.omit({ by: true }).extend({ responseId: z.string().max(200).optional(), by: z.string().min(1).max(200).optional() });
 const CancelBody = z.object({ reason: z.string().max(1000).optional() }).default({});
 
 // Schemas the routes declare: fastify validates requests and serializes answers with them, and they are the OpenAPI document.
@@ -129,15 +134,15 @@ const schemas = {
     querystring: requestSchema(ListQuery, 'query'),
     response: { 200: jsonSchema(Listed), ...errorResponses(400) },
   },
-  read: {
+  read: (maxWaitMs: number | undefined) => ({
     tags: ['investigations'],
     summary: 'One investigation: its report once completed, its live status while it runs',
     description: 'With `?wait=30s` the answer comes as soon as the investigation finishes (or when the wait ends, with its state then). '
       + 'The live status of a running investigation may be up to a second old.',
     params: requestSchema(IdParams, 'path'),
-    querystring: requestSchema(z.object({ wait: WaitParam }), 'query'),
+    querystring: requestSchema(z.object({ wait: waitParam(maxWaitMs) }), 'query'),
     response: { 200: jsonSchema(InvestigationState), ...errorResponses(400, 404) },
-  },
+  }),
   decide: (verdict: 'approve' | 'reject') => ({
     tags: ['investigations'],
     summary: `${verdict === 'approve' ? 'Approve' : 'Reject'} a pending response (responseId), or all of them`,
@@ -197,11 +202,11 @@ export async function v1InvestigationRoutes(app: FastifyInstance, deps: V1Invest
     return deps.temporal.list(filters);
   });
 
-  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/v1/investigations/:id', { config: { role: 'read' }, schema: schemas.read }, async (request, reply) => {
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/v1/investigations/:id', { config: { role: 'read' }, schema: schemas.read(deps.maxWaitMs) }, async (request, reply) => {
     const { id } = request.params;
     let { view, live } = await deps.temporal.status(id);
     if (view.state === 'running' && request.query.wait) {
-      await waitForJob(deps.temporal, id, request.query.wait, reply);
+      await waitForJob(deps.temporal, id, request.query.wait, reply, deps.maxWaitMs);
       ({ view, live } = await deps.temporal.status(id));
     }
     if (view.state === 'completed') return { id, state: 'completed', report: view.report, links: links(id) };

@@ -10,7 +10,7 @@ import { formatBytes } from '../core/units';
 import { ApiError, badRequest, conflict, notFound, tooLarge } from './errors';
 import type { DocketClient } from '../contract/client';
 import { requireRespondRole } from './responder-access';
-import { WaitParam, waitForJob } from './long-poll';
+import { waitForJob, waitParam } from './long-poll';
 import { binaryFile, errorResponses, jsonSchema, MenagerieResultBody, multipartSchema, requestSchema } from './schemas';
 import { sanitizeFilename } from './uploads';
 
@@ -18,12 +18,15 @@ export interface MenagerieDeps {
   registry: EngineRegistry;
   blobs: BlobStore;
   temporal: DocketClient;
+  /** DOCKET_MAX_WAIT: the longest `?wait=` holds a read (60 s when absent). */
+  maxWaitMs?: number;
 }
 
 const UPLOAD_FIELD = 'upload';
 
 // Temporal refuses an empty workflow ID as invalid; such an id is the client's mistake, not a 500.
-const idParams = requestSchema(z.object({ id: z.string().min(1).describe('the jobid the upload answered') }), 'path');
+// 200: the router's own bound on a path parameter (maxParamLength in gateway/server.ts).
+const idParams = requestSchema(z.object({ id: z.string().min(1).max(200).describe('the jobid the upload answered') }), 'path');
 
 /** IBM Menagerie's API, exactly: `POST /<engine>/upload`, `GET /result/<id>`, `GET /link/<id>`. */
 export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps): Promise<void> {
@@ -33,7 +36,7 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       tags: ['menagerie'],
       summary: 'Upload a file for an engine; answers once the job is durable',
       description: `multipart/form-data with the file in a field named \`${UPLOAD_FIELD}\`.`,
-      params: requestSchema(z.object({ engine: z.string().describe('an engine that accepts files') }), 'path'),
+      params: requestSchema(z.object({ engine: z.string().max(200).describe('an engine that accepts files') }), 'path'),
       body: {
         content: {
           'multipart/form-data': { schema: multipartSchema(z.object({ [UPLOAD_FIELD]: binaryFile.describe('the file; one only') })) },
@@ -98,13 +101,13 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       tags: ['menagerie'], summary: "A job's status and the first 80 bytes of its result",
       description: 'With `?wait=30s` the answer comes as soon as the job finishes (or when the wait ends, with its status then): no need to poll.',
       params: idParams,
-      querystring: requestSchema(z.object({ wait: WaitParam }), 'query'),
+      querystring: requestSchema(z.object({ wait: waitParam(deps.maxWaitMs) }), 'query'),
       response: { 200: jsonSchema(MenagerieResultBody), ...errorResponses(400, 404) },
     },
   }, async (request, reply): Promise<MenagerieResult> => {
     let view = await deps.temporal.view(request.params.id);
     if (view.state === 'running' && request.query.wait) {
-      await waitForJob(deps.temporal, request.params.id, request.query.wait, reply);
+      await waitForJob(deps.temporal, request.params.id, request.query.wait, reply, deps.maxWaitMs);
       view = await deps.temporal.view(request.params.id);
     }
     const link = linkFor(request.params.id);
@@ -120,7 +123,7 @@ export async function menagerieRoutes(app: FastifyInstance, deps: MenagerieDeps)
       tags: ['menagerie'], summary: "A finished job's whole result (409 while it runs)",
       params: idParams,
       querystring: requestSchema(z.object({
-        engine: z.string().optional().describe("pick this engine's (first) result"),
+        engine: z.string().max(200).optional().describe("pick this engine's (first) result"),
         job: z.coerce.number().int().min(0).optional().describe('pick the result of this engine job (its index in the report)'),
       }), 'query'),
       response: {

@@ -49,6 +49,8 @@ export interface GatewayDeps {
   rateLimit: number;
   /** State-changing requests handled at once before more get 503 + Retry-After (DOCKET_MAX_INFLIGHT_STARTS); 0 or absent: no bound. */
   maxInflightStarts?: number;
+  /** The longest a read waits for a job to finish (DOCKET_MAX_WAIT): `?wait=` at most 60 s, `waitreport` at most 10 minutes when absent. */
+  maxWaitMs?: number;
   /** Where audit lines go; stdout unless given. */
   audit?: AuditSink;
   /** The registry `/metrics` serves; pass the one the engine workers record into. */
@@ -111,7 +113,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     client: deps.temporal.client, blobs: deps.blobs, runners: deps.runners, registry: deps.registry, checkTimeoutMs: deps.readyTimeoutMs,
   });
   await app.register(engineRoutes, { registry: deps.registry, runners: deps.runners });
-  await app.register(menagerieRoutes, { registry: deps.registry, blobs: deps.blobs, temporal: deps.temporal });
+  await app.register(menagerieRoutes, { registry: deps.registry, blobs: deps.blobs, temporal: deps.temporal, maxWaitMs: deps.maxWaitMs });
   await app.register(v1InvestigationRoutes, {
     temporal: deps.temporal,
     blobs: deps.blobs,
@@ -120,6 +122,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     temporalUiUrl: deps.temporalUiUrl ?? 'http://localhost:8233',
     namespace: deps.namespace ?? 'default',
     notify: deps.notify ?? { webhookAllow: [], slackChannels: [] },
+    maxWaitMs: deps.maxWaitMs,
   });
   await app.register(scheduleRoutes, { schedules: new DocketSchedules(deps.temporal, deps.queuePrefix ?? '') });
   // Findings answered without a remediation start nothing in Temporal: this gateway remembers the newest for the console.
@@ -129,7 +132,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   await app.register(statsRoutes, { temporal: deps.temporal });
   await app.register(consoleRoutes);
   // TheHive's and cortex4py's Cortex API, in Cortex's shapes and error format (README, "TheHive and cortex4py").
-  await app.register(cortexApiRoutes, { prefix: '/api', temporal: deps.temporal, blobs: deps.blobs, registry: deps.registry });
+  await app.register(cortexApiRoutes, { prefix: '/api', temporal: deps.temporal, blobs: deps.blobs, registry: deps.registry, maxWaitMs: deps.maxWaitMs });
   await app.register(vendorRoutes);
   if (deps.slack) {
     await app.register(slackPlugin, {
