@@ -98,8 +98,12 @@ export class OutputCollector {
 
 /** Tells leftovers of a dead job from those of a live one; the reaper owns the policy, runners the listing. */
 export interface ReapScope {
-  /** Whether a leftover carrying `owner` (`<host>:<pid>`, or none) and created at `createdMs` belongs to no live job. */
-  orphaned(owner: string | undefined, createdMs: number): boolean;
+  /**
+   * Whether a leftover carrying `owner` (`<host>:<pid>`, or none) and created at `createdMs` belongs to no
+   * live job. `heldHere` is for runners that track their running jobs: whether a job still running in
+   * this process holds the leftover (undefined when the runner cannot tell).
+   */
+  orphaned(owner: string | undefined, createdMs: number, heldHere?: boolean): boolean;
   log: Logger;
 }
 
@@ -128,6 +132,12 @@ export interface EngineRunner {
   prepare(manifests: EngineManifest[]): Promise<void>;
   /** Removes what killed jobs left behind (containers, volumes, job folders) that `scope` calls orphaned. */
   reap(scope: ReapScope): Promise<Reaped>;
+  /**
+   * Whether a job of this process ended since the runner's last complete reap, so a removal that failed
+   * then (Docker down) may have left something: the reaper passes again soon instead of at its next
+   * full pass. Runners whose removals cannot fail that way leave it out.
+   */
+  reapDue?(): boolean;
 }
 
 /** The runners one process has, by manifest `runner:` value. */
