@@ -4,7 +4,7 @@
  * <= 1.3). Usage: npm run bench:engines [-- <jobs>]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../infra/log';
@@ -27,8 +27,11 @@ async function main(): Promise<void> {
     name: 'trivial', kind: 'analyzer', image: IMAGE, accepts: ['other'], protocol: 'stdout',
     command: ['/bin/echo', 'ok'], concurrency: PARALLEL, timeout: '60s', cache: 0,
   }]);
+  // No schedules: the repository's would be reconciled against an engine folder that lacks their engines.
+  mkdirSync(join(dir, 'schedules'));
   const config = loadConfig({
     TEMPORAL_ADDRESS: temporal.address, DOCKET_DATA_DIR: join(dir, 'data'), DOCKET_ENGINES_DIR: engines, DOCKET_PORT: '0',
+    DOCKET_SCHEDULES_DIR: join(dir, 'schedules'),
   });
   const system = await startSystem({ config, log: createLogger('warn'), gateway: false });
   try {
@@ -38,8 +41,10 @@ async function main(): Promise<void> {
 
     const raw = await timed(jobs, PARALLEL, async () => { await exec('docker', ['run', '--rm', '--network', 'none', IMAGE, '/bin/echo', 'ok']); });
     const batch = randomBytes(3).toString('hex');
-    // Every task workflow is started at once; the engine worker's concurrency (4) bounds the containers.
-    const docket = await timed(jobs, jobs, (index) => runTask(system.client, `${batch}-${index}`));
+    // Four workflows per container slot are open at a time, so the engine worker's concurrency (4) is what
+    // bounds the containers and its queue never runs dry; starting all 200 at once made starts on a busy
+    // machine run past the client's 10 s call deadline (system/temporal-deadline.ts).
+    const docket = await timed(jobs, PARALLEL * 4, (index) => runTask(system.client, `${batch}-${index}`));
 
     console.log(`engines bench: ${jobs} jobs, parallelism ${PARALLEL}, image ${IMAGE}`);
     console.log(`  raw docker run : ${(raw / 1000).toFixed(1)} s  (${(raw / jobs).toFixed(0)} ms/job)`);
@@ -52,6 +57,10 @@ async function main(): Promise<void> {
       ratio: docket / raw,
       goal: '≤ 1.3',
     }]);
+  } catch (error) {
+    // Said before the system stops: a stop with workflows still being awaited can end the process first.
+    console.error(`engines bench: ${(error as Error).stack ?? error}`);
+    process.exitCode = 1;
   } finally {
     await system.stop();
     await temporal.stop();

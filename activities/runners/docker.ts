@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { once } from 'node:events';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import type { EngineManifest } from '../../core/engine-manifest';
@@ -25,6 +25,8 @@ export const HOLDER_LABEL = 'docket.holder';
 export const HOLDER_ENGINE_LABEL = 'docket.holder.engine';
 export const HOLDER_IMAGE = 'docket/base:bookworm';
 const HEARTBEAT_MS = 5_000;
+/** How long the holder may take to tell the job folder's free space (one `stat` in a 0.1-CPU container). */
+const MEASURE_TIMEOUT_MS = 30_000;
 const PAGE = 4096;
 /**
  * Room in the job volume beyond the input and the output limit: tmpfs counts whole pages, so a
@@ -36,6 +38,38 @@ const SPARE_INODES = 1024;
 
 /** This process's identity on the Docker host, so the reaper can tell live owners from dead ones. */
 export const OWNER_ID = `${hostname()}:${process.pid}`;
+
+/**
+ * The jobs running in this process, counted by the key their engine container, holder and volume share
+ * (`jobKey`). A job whose removals failed because Docker was down leaves things labelled with a live
+ * owner, this process; the reaper removes those of them that no running job holds, and never one a
+ * running job still uses. Process-wide, as OWNER_ID is: every runner of the process shares the owner.
+ * Whatever is labelled `docket.job` or `docket.holder` with OWNER_ID must be created while its job is held.
+ */
+const runningJobs = new Map<string, number>();
+
+/** The key a job's containers, holder and volume share: job, engine and attempt, from the labels of any of them. */
+export function jobKey(labels: Record<string, string> | undefined): string {
+  return JSON.stringify([
+    labels?.['docket.job'] ?? labels?.[HOLDER_LABEL] ?? '',
+    labels?.['docket.engine'] ?? labels?.[HOLDER_ENGINE_LABEL] ?? '',
+    labels?.['docket.attempt'] ?? '',
+  ]);
+}
+
+/** Counts the job these labels name as running in this process until the returned release is called. */
+export function holdJob(labels: Record<string, string>): () => void {
+  const key = jobKey(labels);
+  runningJobs.set(key, (runningJobs.get(key) ?? 0) + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = (runningJobs.get(key) ?? 1) - 1;
+    if (left > 0) runningJobs.set(key, left);
+    else runningJobs.delete(key);
+  };
+}
 
 export interface DockerRunnerOptions {
   /** The Docker network `network: egress` containers join (DOCKET_EGRESS_NETWORK). */
@@ -51,8 +85,10 @@ export interface DockerRunnerOptions {
 /** One Docker API call of a job: which step (`volume`, `create`, `wait`…), for which job, and its duration. */
 export type DockerTiming = (step: DockerStep, ms: number, job: string) => void;
 export type DockerStep =
-  | 'image' | 'volume' | 'holder create' | 'holder start' | 'archive in' | 'create' | 'attach' | 'start' | 'wait' | 'inspect'
-  | 'measure folder' | 'archive out' | 'remove containers' | 'remove volume';
+  | 'image' | 'volume' | 'holder create' | 'holder attach' | 'holder start' | 'archive in' | 'create' | 'attach' | 'start' | 'wait'
+  | 'inspect' | 'measure folder' | 'archive out' | 'remove container' | 'remove holder' | 'remove volume'
+  /** The whole job from the volume's creation to the last removal: the steps above overlap. */
+  | 'job';
 
 /** The holder image is missing: nothing to retry until the base image is built. */
 export class HolderImageMissingError extends ImageMissingError {
@@ -74,6 +110,9 @@ export class DockerRunner implements EngineRunner {
   private readonly log: Logger;
   private readonly holderImage: string;
   private egress?: Promise<EgressNetwork>;
+  /** Jobs ended so far, and how many of them had ended when the last complete reap began (`reapDue`). */
+  private jobsEnded = 0;
+  private reapedThrough = 0;
   /** Public so that a benchmark can turn it on in a system already started; see DockerRunnerOptions. */
   timing?: DockerTiming;
 
@@ -123,18 +162,26 @@ export class DockerRunner implements EngineRunner {
   }
 
   /**
-   * Removes engine containers, job folder holders and job volumes whose owner `scope` calls orphaned.
-   * Holders keep job volumes (tmpfs) mounted, so they go with the engine containers, before the volumes.
+   * Removes engine containers, job folder holders and job volumes whose owner `scope` calls orphaned,
+   * telling it whether a job running in this process holds each. Holders keep job volumes (tmpfs)
+   * mounted, so they go with the engine containers, before the volumes. A removal Docker could not
+   * answer leaves the pass incomplete, so `reapDue` stays true and the reaper comes back soon.
    */
   async reap(scope: ReapScope): Promise<Reaped> {
+    const through = this.jobsEnded;
+    let complete = true;
     const reaped: Reaped = { containers: [], volumes: [], folders: [] };
     const containers = [
       ...(await this.docker.listContainers({ all: true, filters: { label: ['docket.job'] } })),
       ...(await this.docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } })),
     ];
     for (const info of containers) {
-      if (!scope.orphaned(info.Labels?.[OWNER_LABEL], info.Created * 1000)) continue;
-      await this.docker.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
+      if (!scope.orphaned(info.Labels?.[OWNER_LABEL], info.Created * 1000, runningJobs.has(jobKey(info.Labels)))) continue;
+      const removed = await this.docker.getContainer(info.Id).remove({ force: true, v: true }).then(() => true, (error) => {
+        if (isTransientDockerError(error)) complete = false;
+        return false;
+      });
+      if (!removed) continue;
       reaped.containers.push(info.Id);
       const holder = info.Labels[HOLDER_LABEL];
       scope.log.info(holder
@@ -144,16 +191,31 @@ export class DockerRunner implements EngineRunner {
     const { Volumes: volumes } = await this.docker.listVolumes({ filters: { label: ['docket.job'] } });
     for (const volume of volumes ?? []) {
       const created = Date.parse((volume as { CreatedAt?: string }).CreatedAt ?? '') || Date.now();
-      if (!scope.orphaned(volume.Labels?.[OWNER_LABEL], created)) continue;
+      if (!scope.orphaned(volume.Labels?.[OWNER_LABEL], created, runningJobs.has(jobKey(volume.Labels ?? undefined)))) continue;
       try {
         await this.docker.getVolume(volume.Name).remove();
         reaped.volumes.push(volume.Name);
         scope.log.info(`reaper: removed volume ${volume.Name} of job ${volume.Labels?.['docket.job']}`);
-      } catch {
-        // Still in use by a container being removed; the next pass takes it.
+      } catch (error) {
+        // Still in use by a container being removed: the next pass takes it.
+        if (isTransientDockerError(error)) complete = false;
       }
     }
+    if (complete) this.reapedThrough = through;
     return reaped;
+  }
+
+  reapDue(): boolean {
+    return this.jobsEnded > this.reapedThrough;
+  }
+
+  /** Holds a job (`holdJob`) until the returned release, which also counts it as ended for `reapDue`. */
+  private hold(labels: Record<string, string>): () => void {
+    const release = holdJob(labels);
+    return () => {
+      release();
+      this.jobsEnded += 1;
+    };
   }
 
   /** The image ID a tag resolves to now; ImageMissingError when it is not on the host. */
@@ -177,7 +239,8 @@ export class DockerRunner implements EngineRunner {
    * The job volume is a tmpfs capped at the input plus the output limit (plus a margin), so an engine
    * cannot write more than that however it spreads its writes. A tmpfs volume loses its content when
    * the last container using it stops, so a holder container keeps it mounted for the job's life;
-   * the input goes in and the output comes out through the holder, by the archive API.
+   * the input goes in and the output comes out through the holder, by the archive API. Calls that do
+   * not need each other's results go at once (the timing hook's `job` step is the wall time).
    */
   async run(job: EngineJob): Promise<EngineRun> {
     const imageId = job.imageId ?? await this.timed('image', job.job, () => this.resolveImage(job.image, job.engine));
@@ -188,32 +251,32 @@ export class DockerRunner implements EngineRunner {
       [OWNER_LABEL]: OWNER_ID,
     };
     const volumeName = `docket-${safeName(job.engine)}-${randomBytes(6).toString('hex')}`;
-    let holder: Docker.Container | undefined;
-    let container: Docker.Container | undefined;
+    const release = this.hold(labels);
+    // What exists so far, for the cleanup: filled in as each part is made.
+    const parts: JobParts = {};
     const started = Date.now();
+    const begun = performance.now();
     try {
       await this.timed('volume', job.job, () => call(
         () => this.docker.createVolume({ Name: volumeName, Driver: 'local', DriverOpts: jobVolumeOptions(job), Labels: labels }),
         'creating the job volume',
       ));
-      holder = await this.startHolder(job, volumeName);
-      const archive = await packInput(job.input);
-      // Destroyed either way, so the inputs it holds open are closed even when Docker never read it.
-      await this.timed('archive in', job.job, () => call(() => holder!.putArchive(archive, { path: job.mountpoint }), 'copying the input in'))
-        .finally(() => archive.destroy());
-      const network = job.network === 'egress' ? (await this.ensureEgress()).name : 'none';
-      const user = await this.userFor(job, imageId);
-      container = await this.timed('create', job.job, () => call(
-        async () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, network, user)),
-        `creating the ${job.engine} container`,
-      )).catch((error) => {
-        // The network may have been removed under a long-lived worker: look it up again next time.
-        if (job.network === 'egress') this.egress = undefined;
-        throw error;
-      });
+      // The engine's container needs only the volume's name: it is created while the holder starts and the input goes in.
+      const ready = await Promise.allSettled([
+        this.fillJobFolder(job, volumeName, parts),
+        this.createContainer(job, imageId, volumeName, labels).then((container) => { parts.container = container; }),
+      ]);
+      for (const settled of ready) if (settled.status === 'rejected') throw settled.reason;
+      const { holder, container } = parts as Required<JobParts>;
       const { exitCode, oomKilled, stdout, stderr } = await this.execute(container, job);
-      const jobFolderFull = await this.timed('measure folder', job.job, () => this.jobFolderFull(holder!, job.mountpoint));
-      const { outputs, truncated: outputTruncated } = await this.timed('archive out', job.job, () => this.copyOut(holder!, job));
+      // The engine has stopped: its container goes while the job folder is measured and read through the holder.
+      parts.removing = this.removeContainer(container, 'remove container', job.job);
+      const [jobFolderFull, { outputs, truncated: outputTruncated }] = await Promise.all([
+        this.timed('measure folder', job.job, () => holder.folderFull()),
+        this.timed('archive out', job.job, () => this.copyOut(holder.container, job)),
+      ]);
+      // A holder that stopped early took the tmpfs with it: what came out was an empty folder, not the engine's output.
+      if (holder.stopped) throw new DockerUnavailableError(`the job folder holder of engine ${job.engine} stopped before the output was copied out`);
       return {
         imageId,
         exitCode,
@@ -226,8 +289,32 @@ export class DockerRunner implements EngineRunner {
         durationMs: Date.now() - started,
       };
     } finally {
-      await this.cleanup([container, holder], volumeName, job.job);
+      await this.cleanup(parts, volumeName, job.job).finally(release);
+      this.timing?.('job', performance.now() - begun, job.job);
     }
+  }
+
+  /** Starts the holder (noted in `parts` at once, for the cleanup) and puts the job's input in through it. */
+  private async fillJobFolder(job: EngineJob, volumeName: string, parts: JobParts): Promise<void> {
+    parts.holder = await this.startHolder(job, volumeName);
+    const archive = await packInput(job.input);
+    const holder = parts.holder.container;
+    // Destroyed either way, so the inputs it holds open are closed even when Docker never read it.
+    await this.timed('archive in', job.job, () => call(() => holder.putArchive(archive, { path: job.mountpoint }), 'copying the input in'))
+      .finally(() => archive.destroy());
+  }
+
+  private async createContainer(job: EngineJob, imageId: string, volumeName: string, labels: Record<string, string>): Promise<Docker.Container> {
+    const network = job.network === 'egress' ? (await this.ensureEgress()).name : 'none';
+    const user = await this.userFor(job, imageId);
+    return this.timed('create', job.job, () => call(
+      async () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, network, user)),
+      `creating the ${job.engine} container`,
+    )).catch((error) => {
+      // The network may have been removed under a long-lived worker: look it up again next time.
+      if (job.network === 'egress') this.egress = undefined;
+      throw error;
+    });
   }
 
   /**
@@ -242,35 +329,35 @@ export class DockerRunner implements EngineRunner {
     return user && !isRoot(user) ? user : DEFAULT_ENGINE_USER;
   }
 
-  private async startHolder(job: EngineJob, volumeName: string): Promise<Docker.Container> {
+  /**
+   * Creates the holder, attaches to its stdin and stdout (the way the folder is measured: see
+   * holderSpec) and starts it.
+   */
+  private async startHolder(job: EngineJob, volumeName: string): Promise<Holder> {
     const labels = {
       [HOLDER_LABEL]: job.job,
       [HOLDER_ENGINE_LABEL]: job.engine,
       'docket.attempt': String(job.attempt),
       [OWNER_LABEL]: OWNER_ID,
     };
-    let holder: Docker.Container;
+    let container: Docker.Container;
     try {
-      holder = await this.timed('holder create', job.job, () => this.docker.createContainer(holderSpec(this.holderImage, job.mountpoint, volumeName, labels)));
+      container = await this.timed('holder create', job.job, () => this.docker.createContainer(holderSpec(this.holderImage, job.mountpoint, volumeName, labels)));
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) throw new HolderImageMissingError(this.holderImage, job.engine);
       throw wrapDockerError(error, 'creating the job folder holder');
     }
+    let holder: Holder | undefined;
     try {
-      await this.timed('holder start', job.job, () => holder.start());
+      const stream = await this.timed('holder attach', job.job, () => container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }));
+      holder = new Holder(container, stream as HolderStream);
+      await this.timed('holder start', job.job, () => container.start());
+      return holder;
     } catch (error) {
-      await holder.remove({ force: true }).catch(() => undefined);
+      holder?.close();
+      await container.remove({ force: true }).catch(() => undefined);
       throw wrapDockerError(error, 'starting the job folder holder');
     }
-    return holder;
-  }
-
-  /** Whether the engine used up the job volume's space or inodes, as the holder (still running) sees it. */
-  private async jobFolderFull(holder: Docker.Container, mountpoint: string): Promise<boolean> {
-    const text = await call(() => execText(holder, ['stat', '-f', '-c', '%f %d', mountpoint]), 'measuring the job folder');
-    const [freeBlocks, freeInodes] = text.trim().split(/\s+/).map(Number);
-    if (!Number.isFinite(freeBlocks) || !Number.isFinite(freeInodes)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
-    return freeBlocks === 0 || freeInodes === 0;
   }
 
   private async execute(container: Docker.Container, job: EngineJob) {
@@ -302,7 +389,7 @@ export class DockerRunner implements EngineRunner {
     try {
       await this.timed('start', job.job, () => call(() => container.start(), `starting the ${job.engine} container`));
       job.heartbeat?.();
-      await this.timed('wait', job.job, () => call(() => container.wait(), 'waiting for the container'));
+      await this.timed('wait', job.job, () => call(() => waitWatched(container, HEARTBEAT_MS), 'waiting for the container'));
       await demuxing;
       const [stdout, stderr] = await storing;
       const state = (await this.timed('inspect', job.job, () => call(() => container.inspect(), 'inspecting the finished container'))).State;
@@ -357,12 +444,18 @@ export class DockerRunner implements EngineRunner {
     return { outputs: collected.outputs, truncated: collected.truncated };
   }
 
-  private async cleanup(containers: Array<Docker.Container | undefined>, volumeName: string, job: string): Promise<void> {
-    await this.timed('remove containers', job, async () => {
-      for (const container of containers) {
-        if (container) await container.remove({ force: true, v: true }).catch(() => undefined);
-      }
-    });
+  /** Removes a container; a failure leaves it to the reaper. */
+  private removeContainer(container: Docker.Container, step: DockerStep, job: string): Promise<void> {
+    return this.timed(step, job, () => container.remove({ force: true, v: true }).then(() => undefined, () => undefined));
+  }
+
+  /** The engine container (unless already going) and the holder go at once; the volume once no container holds it. */
+  private async cleanup({ container, holder, removing }: JobParts, volumeName: string, job: string): Promise<void> {
+    holder?.close();
+    await Promise.all([
+      removing ?? (container && this.removeContainer(container, 'remove container', job)),
+      holder && this.removeContainer(holder.container, 'remove holder', job),
+    ]);
     await this.timed('remove volume', job, () => this.docker.getVolume(volumeName).remove().catch(() => undefined));
   }
 }
@@ -387,15 +480,30 @@ function pages(bytes: number): number {
   return Math.ceil(bytes / PAGE);
 }
 
-/** A container that only sleeps, holding the job volume; it runs nothing of the engine's. */
+/**
+ * What the holder runs: for each line on its stdin, the job folder's free blocks and free inodes on
+ * its stdout. Measuring the folder is then a round trip on a connection already open instead of an
+ * exec (a process the daemon sets up, about a hundred milliseconds). The holder stops when that
+ * connection closes, so a worker that dies takes its holders' mounts down with it; the reaper
+ * removes the stopped containers and their volumes.
+ */
+const HOLDER_SCRIPT = 'while read -r _; do stat -f -c "%f %d" "$0" || echo unreadable; done';
+
+/** A container that holds the job volume and answers how full it is; it runs nothing of the engine's. */
 function holderSpec(image: string, mountpoint: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
   return {
     Image: image,
-    Entrypoint: ['sleep'],
-    Cmd: ['infinity'],
+    Entrypoint: ['/bin/sh', '-c', HOLDER_SCRIPT, mountpoint],
+    Cmd: [],
     User: DEFAULT_ENGINE_USER,
     Labels: labels,
     NetworkDisabled: true,
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
     HostConfig: {
       NetworkMode: 'none',
       ReadonlyRootfs: true,
@@ -413,15 +521,80 @@ function holderSpec(image: string, mountpoint: string, volumeName: string, label
   };
 }
 
-/** Runs a short command in a running container and returns what it printed on stdout (empty if it failed). */
-async function execText(container: Docker.Container, cmd: string[]): Promise<string> {
-  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const stdout = new PassThrough();
-  const chunks: Buffer[] = [];
-  stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await demux(stream, stdout, new PassThrough().resume());
-  return Buffer.concat(chunks).toString('utf8');
+type HolderStream = NodeJS.ReadWriteStream & { destroy(): void };
+
+/** The containers of one job (the volume is named before anything is made), and the engine container's removal once it began. */
+interface JobParts {
+  holder?: Holder;
+  container?: Docker.Container;
+  removing?: Promise<void>;
+}
+
+/** A running holder and the attached connection through which it measures the job folder. */
+class Holder {
+  private pending = '';
+  private waiting?: { resolve(line: string): void; reject(error: Error): void };
+  private ended = false;
+
+  constructor(readonly container: Docker.Container, private readonly stream: HolderStream) {
+    const stdout = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        this.receive(chunk.toString('utf8'));
+        done();
+      },
+    });
+    demux(stream, stdout, new PassThrough().resume())
+      .catch(() => undefined)
+      .finally(() => {
+        this.ended = true;
+        this.waiting?.reject(new DockerUnavailableError('Docker failed while measuring the job folder: the holder\'s connection closed. Is the Docker daemon running (docker info)?'));
+        this.waiting = undefined;
+      });
+  }
+
+  /** Whether the holder has stopped (or its connection closed), which unmounts the job folder. */
+  get stopped(): boolean {
+    return this.ended;
+  }
+
+  /** Whether the engine used up the job folder's space or inodes. */
+  async folderFull(): Promise<boolean> {
+    const text = await this.ask();
+    const [freeBlocks, freeInodes] = text.trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(freeBlocks) || !Number.isFinite(freeInodes)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
+    return freeBlocks === 0 || freeInodes === 0;
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+
+  private ask(): Promise<string> {
+    if (this.ended) return Promise.reject(new DockerUnavailableError('the job folder holder stopped before the folder was measured'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new DockerUnavailableError(`the job folder holder did not measure the folder within ${MEASURE_TIMEOUT_MS / 1000} s`));
+      }, MEASURE_TIMEOUT_MS);
+      this.waiting = {
+        resolve: (line) => { clearTimeout(timer); resolve(line); },
+        reject: (error) => { clearTimeout(timer); reject(error); },
+      };
+      this.stream.write('\n');
+    });
+  }
+
+  private receive(text: string): void {
+    // The holder prints one short line per question; anything longer is not an answer.
+    this.pending = (this.pending + text).slice(-1024);
+    const end = this.pending.indexOf('\n');
+    if (end < 0) return;
+    const line = this.pending.slice(0, end);
+    this.pending = this.pending.slice(end + 1);
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.resolve(line);
+  }
 }
 
 /** `root`, `0`, `root:…` or `0:…`: a user Docket never runs an engine as unless its manifest says so. */
@@ -520,6 +693,49 @@ export async function demux(stream: NodeJS.ReadableStream, stdout: Writable, std
       if (!target.write(pending.subarray(8, 8 + length))) await once(target, 'drain');
       pending = pending.subarray(8 + length);
     }
+  }
+}
+
+/**
+ * `container.wait()`, ended as Docker being unavailable once its answer can no longer come. dockerode's
+ * wait never settles when the daemon dies after sending the answer's headers (the connection closes
+ * without an error), so a job cut short by a killed dockerd would hang, and hold its leftovers from the
+ * reaper, forever. Every `everyMs` the container is inspected: a failed inspect (the daemon is down), or
+ * a container found stopped twice while the wait stays unanswered (a daemon started again answers
+ * nothing on the old connection), ends the wait with a transient error, so the job is retried.
+ */
+async function waitWatched(container: Docker.Container, everyMs: number): Promise<unknown> {
+  const abort = new AbortController();
+  const waiting = container.wait({ abortSignal: abort.signal });
+  let timer: NodeJS.Timeout | undefined;
+  let settled = false;
+  const lost = new Promise<never>((_, reject) => {
+    let stoppedBefore = false;
+    const check = async () => {
+      try {
+        // Bounded too: an inspect under way when the daemon dies would hang as the wait does.
+        const { State: state } = await container.inspect({ abortSignal: AbortSignal.timeout(30_000) });
+        if (!state.Running && stoppedBefore) {
+          reject(Object.assign(new Error('the connection waiting for the container was lost (did the Docker daemon restart?)'), { code: 'ECONNRESET' }));
+          return;
+        }
+        stoppedBefore = !state.Running;
+      } catch (error) {
+        reject(isTransientDockerError(error) ? error : Object.assign(new Error(`cannot inspect the running container: ${(error as Error).message}`), { code: 'ECONNRESET' }));
+        return;
+      }
+      if (!settled) timer = setTimeout(check, everyMs);
+    };
+    timer = setTimeout(check, everyMs);
+  });
+  try {
+    return await Promise.race([waiting, lost]);
+  } finally {
+    settled = true;
+    clearTimeout(timer);
+    abort.abort();
+    waiting.catch(() => undefined);
+    lost.catch(() => undefined);
   }
 }
 
