@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ChaosStack, sleep } from './chaos-stack';
 
 export type Fault = 'gateway' | 'worker' | 'engine:fileinfo' | 'engine:ioc-lookup' | 'engine:blocklist' | 'temporal' | 'postgres' | 's3' | 'dockerd';
@@ -561,8 +561,25 @@ export class ChaosRun {
     this.lastOrphans = [...stored].filter((sha) => !referenced.has(sha) && !documented(sha));
     this.lastLeftoverBlobs = [...stored].filter((sha) => !referenced.has(sha) && documented(sha)).length;
     this.lastTemporaries = await this.temporaries();
-    if (this.lastOrphans.length) problems.push(`${this.lastOrphans.length} orphaned blob(s): ${this.lastOrphans.slice(0, 5).join(', ')}`);
+    if (this.lastOrphans.length) {
+      const shown = await Promise.all(this.lastOrphans.slice(0, 5).map(async (sha) => `${sha} (${await this.blobStart(sha)})`));
+      problems.push(`${this.lastOrphans.length} orphaned blob(s): ${shown.join(', ')}`);
+    }
     return problems;
+  }
+
+  /** A blob's size and first bytes, so a report of an orphan says what it holds (an upload, a result, a report). */
+  private async blobStart(sha: string): Promise<string> {
+    try {
+      const object = await this.stack.s3.client.send(new GetObjectCommand({
+        Bucket: this.stack.bucket, Key: `${this.stack.blobPrefix}sha256/${sha.slice(0, 2)}/${sha}`, Range: 'bytes=0-79',
+      }));
+      const start = Buffer.from(await object.Body!.transformToByteArray()).toString('utf8').replace(/[^\x20-\x7e]/g, '.');
+      const size = object.ContentRange?.split('/')[1] ?? String(object.ContentLength ?? '?');
+      return `${size} bytes: ${JSON.stringify(start)}`;
+    } catch (error) {
+      return `unreadable: ${(error as Error).message}`;
+    }
   }
 
   /** An upload the gateway stored and may have started, whose answer a killed gateway never sent. */
