@@ -196,22 +196,24 @@ describe.each([
     expect((await store.blobs.read(put.sha256, 80)).length).toBe(0);
   });
 
-  it('streams a 128 MiB upload and its read-back without holding it in memory', async () => {
+  it('streams a 256 MiB upload and its read-back without holding it in memory', async () => {
+    const SIZE_MIB = 256;
     let peak = process.memoryUsage().rss;
     const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 10);
     const before = process.memoryUsage().rss;
     try {
-      const put = await store.blobs.put(chunks(128, MiB));
-      expect(put).toEqual({ sha256: chunksSha256(128, MiB), size: 128 * MiB, truncated: false });
+      const put = await store.blobs.put(chunks(SIZE_MIB, MiB));
+      expect(put).toEqual({ sha256: chunksSha256(SIZE_MIB, MiB), size: SIZE_MIB * MiB, truncated: false });
       const hash = createHash('sha256');
       for await (const chunk of await store.blobs.open(put.sha256)) hash.update(chunk as Buffer);
       expect(hash.digest('hex')).toBe(put.sha256);
     } finally {
       clearInterval(sampler);
     }
-    // Loose on purpose: the garbage collector decides when freed chunks go (about 40-55 MiB measured here,
-    // whatever the size), but holding the whole blob would take 128 MiB at least.
-    expect((peak - before) / MiB).toBeLessThan(96);
+    // Loose on purpose: the garbage collector decides when freed chunks go (about 40-55 MiB measured on
+    // a quiet machine, 104 MiB once on a busy one, whatever the size), while holding the whole blob
+    // would take all 256 MiB at least.
+    expect((peak - before) / MiB).toBeLessThan(SIZE_MIB * 0.75);
   });
 
   it('keeps cached results beside the blobs, and misses for unknown keys and when caching is off', async () => {
