@@ -273,8 +273,18 @@ go_steps_build() {
 if [ ${#go_steps[@]} -gt 0 ]; then
   command -v go >/dev/null 2>&1 || die "${go_steps[*]} must be built with Go, which is not installed: install Go and run this again (or set TEMPORAL_CLI / VERSITYGW to binaries you have)"
   mkdir -p "$CACHE_DIR"
-  say "building with Go in the background: ${go_steps[*]} (once; cached in $CACHE_DIR; Go's caches $(go env GOMODCACHE) and $(go env GOCACHE) are reused)"
-  background_start "${go_steps[*]}" "$CACHE_DIR/go-builds.log" go_steps_build
+  go_what=
+  for step in "${go_steps[@]}"; do
+    case "$step" in
+      temporal) name="the Temporal CLI" ;;
+      versitygw) name="versitygw" ;;
+      temporal-server) name="the Temporal server" ;;
+      temporal-ui) name="the Temporal Web UI" ;;
+    esac
+    go_what=${go_what:+$go_what, }$name
+  done
+  say "building with Go in the background: $go_what (once; cached in $CACHE_DIR; Go's caches $(go env GOMODCACHE) and $(go env GOCACHE) are reused)"
+  background_start "$go_what" "$CACHE_DIR/go-builds.log" go_steps_build
 fi
 in_background() {
   local each

@@ -234,19 +234,21 @@ describe('first start: scripts/provision.sh', () => {
     expect(result.stderr).toMatch(/^provision: done in \d+s \(temporal docker base\)$/m);
   });
 
-  it('builds the Temporal CLI in the background while the next steps run, saying it is still building', () => {
-    // A stand-in for `go` (the real build takes minutes): it takes a few seconds and installs an executable.
+  it('builds the Temporal CLI and versitygw in one background job while the next steps run, saying it is still building', () => {
+    // A stand-in for `go` (the real builds take minutes): it takes a few seconds and installs an
+    // executable named after each package it is given.
     const dir = mkdtempSync(join(tmpdir(), 'docket-provision-'));
     mkdirSync(join(dir, 'bin'));
     writeFileSync(join(dir, 'bin', 'go'), [
       '#!/bin/sh',
       'if [ "$1" = env ]; then echo "$PWD/$2"; exit 0; fi',
-      'echo "go: downloading github.com/temporalio/cli"',
-      'sleep 3',
-      'printf "#!/bin/sh\\n" > "$GOBIN/temporal" && chmod +x "$GOBIN/temporal"',
+      'echo "go: downloading $2"',
+      'sleep 2',
+      'shift',
+      'for package in "$@"; do name=$(basename "${package%@*}"); printf "#!/bin/sh\\n" > "$GOBIN/$name" && chmod +x "$GOBIN/$name"; done',
     ].join('\n'));
     chmodSync(join(dir, 'bin', 'go'), 0o755);
-    const result = spawnSync('bash', [join(ROOT, 'scripts', 'provision.sh'), 'temporal', 'docker'], {
+    const result = spawnSync('bash', [join(ROOT, 'scripts', 'provision.sh'), 'temporal', 'versitygw', 'docker'], {
       encoding: 'utf8',
       timeout: 120_000,
       env: {
@@ -261,15 +263,18 @@ describe('first start: scripts/provision.sh', () => {
       expect(result.status).toBe(0);
       const lines = result.stderr.split('\n');
       const background = lines.findIndex((line) => line === 'provision: step temporal: building in the background; the next steps run meanwhile');
+      const versitygw = lines.findIndex((line) => line === 'provision: step versitygw: building in the background; the next steps run meanwhile');
       const docker = lines.findIndex((line) => /^provision: step docker: ready/.test(line));
-      const built = lines.findIndex((line) => /^provision: built the Temporal CLI in \d+s/.test(line));
+      const built = lines.findIndex((line) => /^provision: built the Temporal CLI, versitygw in \d+s/.test(line));
       expect(background).toBeGreaterThanOrEqual(0);
-      expect(docker).toBeGreaterThan(background);
+      expect(versitygw).toBeGreaterThan(background);
+      expect(docker).toBeGreaterThan(versitygw);
       expect(built).toBeGreaterThan(docker);
-      expect(result.stderr).toMatch(/^provision: still building the Temporal CLI \(\d+ s\)$/m);
+      expect(result.stderr).toMatch(/^provision: still building the Temporal CLI, versitygw \(\d+ s\)$/m);
       expect(result.stderr).not.toContain('go: downloading');
-      expect(lines[lines.length - 2]).toMatch(/^provision: done in \d+s \(temporal docker\)$/);
+      expect(lines[lines.length - 2]).toMatch(/^provision: done in \d+s \(temporal versitygw docker\)$/);
       expect(readdirSync(join(dir, 'tools', 'bin'))).toEqual(['temporal']);
+      expect(readdirSync(join(dir, 'cache', 'docket', 'versitygw', 'bin'))).toEqual(['versitygw']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
