@@ -388,7 +388,8 @@ export class DocketClient {
   }
 
   async list(filters: ListFilters): Promise<{ investigations: ListedInvestigation[]; nextPageToken?: string }> {
-    const clauses = [`WorkflowType = '${WorkflowType.investigation}'`];
+    // This installation's only: another sharing the namespace (its own task queue) is not listed.
+    const clauses = [`TaskQueue = '${queryString(this.taskQueue)}'`, `WorkflowType = '${WorkflowType.investigation}'`];
     const add = (field: string, value: string | undefined, list = false) => {
       if (!value) return;
       if (!FILTER_VALUE.test(value)) throw badRequest(`filter ${field} may hold letters, digits and . _ : - only`);

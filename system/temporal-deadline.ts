@@ -16,6 +16,13 @@ export const TEMPORAL_CALL_DEADLINE_MS = 10_000;
  */
 const LONG_POLLS = new Set(['GetWorkflowExecutionHistory', 'PollWorkflowExecutionUpdate']);
 
+/**
+ * An update (an approval, a rejection) is answered once a worker has run the workflow task that
+ * takes it; a busy worker (first tasks of many large investigations on two cores took 7–10 s each in
+ * CI) needs longer than a plain call, while a worker that is gone must still end in a 503.
+ */
+const SLOWER_CALLS = new Map([['UpdateWorkflowExecution', 3]]);
+
 type Call = ReturnType<Interceptor>;
 
 function deadlineInterceptor(limitMs: number): Interceptor {
@@ -25,7 +32,7 @@ function deadlineInterceptor(limitMs: number): Interceptor {
     const method = options.method_definition.path.split('/').pop() ?? '';
     if (options.deadline !== undefined || LONG_POLLS.has(method)) return nextCall(options) as Call;
     // Set outside the retry interceptor, so every retry shares the one deadline.
-    return nextCall({ ...options, deadline: Date.now() + limitMs }) as Call;
+    return nextCall({ ...options, deadline: Date.now() + limitMs * (SLOWER_CALLS.get(method) ?? 1) }) as Call;
   };
 }
 
