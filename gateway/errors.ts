@@ -45,7 +45,7 @@ export const errorHandling = fp(async (app: FastifyInstance) => {
     if (down) {
       request.log.warn({ err: error }, `${down} unavailable`);
       return reply.status(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send({
-        error: { code: 'unavailable', message: `${down} is not answering (${firstLine(error)}); nothing was done, try again in ${RETRY_AFTER_SECONDS} s (GET /readyz says which part is down)` },
+        error: { code: 'unavailable', message: unavailableMessage(down, firstLine(error), request.method) },
       });
     }
     const status = error.statusCode ?? 500;
@@ -63,6 +63,17 @@ export const errorHandling = fp(async (app: FastifyInstance) => {
     });
   });
 });
+
+/**
+ * What a caller is told when a part did not answer. A read changed nothing. A write may have reached
+ * Temporal before the answer was lost (a deadline passed while the server worked on it), so the caller
+ * is told to look before sending it again rather than that nothing was done.
+ */
+export function unavailableMessage(down: string, cause: string, method: string): string {
+  const retry = `try again in ${RETRY_AFTER_SECONDS} s (GET /readyz says which part is down)`;
+  if (method === 'GET' || method === 'HEAD') return `${down} is not answering (${cause}); ${retry}`;
+  return `${down} is not answering (${cause}); the request may still take effect: check the state it changes before you send it again, or ${retry}`;
+}
 
 /** What a caller is told to wait before trying again when a part Docket needs is down. */
 export const RETRY_AFTER_SECONDS = 5;
