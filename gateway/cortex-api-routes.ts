@@ -17,7 +17,7 @@ import {
   artifactsOf, CortexRefusal, findAttachment, jobJson, listCortexJobs, type ListedCortexJob, markDeleted, readJob, reportJson, settle,
 } from './cortex-jobs';
 import { ApiError } from './errors';
-import { binaryFile, jsonSchema, multipartSchema, requestSchema } from './schemas';
+import { binaryFile, errorJson, jsonSchema, multipartSchema, requestSchema } from './schemas';
 import { sanitizeFilename } from './uploads';
 
 /**
@@ -67,6 +67,9 @@ function cortexErrors(...statuses: number[]): Record<string, Record<string, unkn
   for (const status of [...new Set([...statuses, 401, 403, 429, 500, 503])].sort()) {
     answers[status] = { ...shape, description: STATUS_MEANING[status] ?? 'an error' };
   }
+  // A request line and headers over Node's 16 KiB are refused before routing: in Cortex's shape when the
+  // refused bytes began with the request line (the path is read from them), else in Docket's.
+  answers[431] = { oneOf: [shape, errorJson], description: 'the request line and headers are larger than 16 KiB; send long values in the body' };
   return { ...answers, '4xx': shape, '5xx': shape };
 }
 

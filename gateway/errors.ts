@@ -105,19 +105,31 @@ function firstLine(error: Error): string {
  * Answers bytes that are not HTTP (no route ever sees them) in the same error shape; fastify's own
  * answer has another. Pass it as fastify's `clientErrorHandler`.
  */
-export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+export function clientErrorHandler(error: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, code, message] = clientFault(error);
-  const body = JSON.stringify({ error: { code, message } });
+  // TheHive and cortex4py read Cortex's shape on /api. No route saw this request, but when its request
+  // line came in the bytes the parser refused (a long URL sent whole), the path is known from them.
+  const body = JSON.stringify(isCortexPath(requestTarget(error.rawPacket)) ? { type: cortexErrorType(status), message } : { error: { code, message } });
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
   }
   socket.destroy(error);
 }
 
+/** The target of the request line these bytes begin with (`POST /api/job/_search?… HTTP/1.1`), if they begin with one. */
+export function requestTarget(packet: unknown): string | undefined {
+  if (!Buffer.isBuffer(packet)) return undefined;
+  return /^[A-Z]{3,16} (\S{1,256})/.exec(packet.subarray(0, 300).toString('latin1'))?.[1];
+}
+
+function isCortexPath(target: string | undefined): boolean {
+  return target !== undefined && target.startsWith('/api/');
+}
+
 function clientFault(error: NodeJS.ErrnoException): [number, string, string] {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'timeout', 'the request took too long to arrive'];
-  if (error.code === 'HPE_HEADER_OVERFLOW') return [431, 'headers_too_large', 'the request headers are too large'];
+  if (error.code === 'HPE_HEADER_OVERFLOW') return [431, 'headers_too_large', 'the request line and headers are larger than 16 KiB: send long values in a JSON body'];
   return [400, 'bad_request', 'the request is not valid HTTP'];
 }
 
@@ -129,7 +141,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
   const message = `the request was refused before routing: ${error.message}`;
   // TheHive and cortex4py read Cortex's error shape on every /api answer, this one included.
-  if (request.url.startsWith('/api/')) {
+  if (isCortexPath(request.url)) {
     reply.status(status).send({ type: cortexErrorType(status), message });
     return;
   }
