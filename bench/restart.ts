@@ -21,7 +21,7 @@ const START_LIMIT_MS = 5 * 60_000;
 const STOP_LIMIT_MS = 60_000;
 const POLL_EVERY_MS = 50;
 
-/** Launcher log lines that mark where a start's time goes, in the order they appear. */
+/** Launcher log lines that mark where a start's time goes (the engine images' check, `provisioned`, overlaps the roles' start). */
 const PHASES: Array<[string, RegExp]> = [
   ['provisioned', /provision: done/],
   ['roles started', /supervisor: (worker|engines|gateway) started/],

@@ -1,6 +1,6 @@
 /**
  * Runs one of Docket's processes against a Temporal server (TEMPORAL_ADDRESS): `docket gateway|worker|
- * engines [names]|all` (bin/docket, which loads this file). `npm start` runs each role through bin/docket
+ * engines [names]|all` (bin/docket, which runs this file compiled: system/compile.ts). `npm start` runs each role through bin/docket
  * under its supervisor; deployments that scale each part separately run it directly (compose, systemd).
  * Add engine workers on more hosts to scale out; their names (or DOCKET_ENGINES) limit which engines a
  * host serves. The worker and engines roles serve /healthz, /readyz and /metrics on a port of their own.
@@ -40,6 +40,8 @@ const USAGE = `usage: docket <role> [engine names]
                             as DOCKET_ENGINES does (/healthz, /readyz, /metrics on DOCKET_ENGINES_PORT);
                             containers run on the Docker engine DOCKER_HOST names
   docket all                gateway, main worker and engine workers in one process
+  docket compile            compile Docket's TypeScript into its cache under node_modules now and exit
+                            (every start does it when the sources changed; an image build runs it once)
 
 Every role but start needs TEMPORAL_ADDRESS. Settings come from the environment (README, "Configuration").`;
 
@@ -60,7 +62,8 @@ async function main(): Promise<void> {
   }
   const parts = ROLES.get(role);
   if (!parts || (rest.length && role !== 'engines')) {
-    const known = parts || role === 'start';
+    // bin/docket runs `compile` itself; it reaches here only with arguments.
+    const known = parts || role === 'start' || role === 'compile';
     const why = !role ? 'say which role to run' : known ? `${role} takes no arguments (got ${rest.join(' ')})` : `unknown role ${JSON.stringify(role)}`;
     console.error(`docket: ${why}\n\n${USAGE}`);
     process.exit(USAGE_EXIT);

@@ -1,9 +1,10 @@
 /**
- * `npm start`: provisions what is missing, then runs all of Docket on this machine under a supervisor
- * (system/supervisor.ts): a Temporal dev server (SQLite under data/, Web UI on 8233) unless
- * TEMPORAL_ADDRESS names a cluster, and each role — main worker, engine workers, gateway on port 8100 —
- * as its own child process (`docket <role>`, bin/docket), restarted when it crashes; the worker and engines
- * roles serve /healthz, /readyz and /metrics on DOCKET_WORKER_PORT and DOCKET_ENGINES_PORT. Ctrl-C stops everything.
+ * `npm start`: provisions what is missing (the engine images while the rest starts) and runs all of
+ * Docket on this machine under a supervisor (system/supervisor.ts): a Temporal dev server (SQLite
+ * under data/, Web UI on 8233) unless TEMPORAL_ADDRESS names a cluster, and each role — main worker,
+ * engine workers, gateway on port 8100 — as its own child process (`docket <role>`, bin/docket),
+ * restarted when it crashes; the worker and engines roles serve /healthz, /readyz and /metrics on
+ * DOCKET_WORKER_PORT and DOCKET_ENGINES_PORT. Ctrl-C stops everything.
  */
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
@@ -11,12 +12,11 @@ import Docker from 'dockerode';
 import { createLogger, type Logger } from '../infra/log';
 import { type Config, loadConfig } from '../core/config';
 import { PRIVATE_UMASK, secureDataDir } from '../system/data-dir';
-import { docketCommand, Supervisor, tsxCommand } from '../system/supervisor';
+import { docketCommand, Supervisor, tetherCommand } from '../system/supervisor';
 import { AWAIT_TEMPORAL_ENV, devServerCommand, findTemporalCli, portIsFree, waitForTemporal } from '../system/temporal-dev';
 import { BASE_IMAGE, buildEngineImages, localImages } from './lib/engine-images';
 
 const ROLES = ['worker', 'engines', 'gateway'];
-const TETHER = join(__dirname, '..', 'system', 'tether.ts');
 
 async function main(): Promise<void> {
   process.umask(PRIVATE_UMASK);
@@ -24,7 +24,9 @@ async function main(): Promise<void> {
   const log = createLogger(config.DOCKET_LOG_LEVEL);
   await secureDataDir(config.DOCKET_DATA_DIR, (message) => log.warn(message));
 
-  if (process.env.DOCKET_SKIP_PROVISION !== '1') await provision(config, log);
+  const provisioning = process.env.DOCKET_SKIP_PROVISION !== '1';
+  const provisionStarted = Date.now();
+  if (provisioning) await provisionTools(config);
 
   // Fail now, naming the port, rather than let a child die on it over and over, or talk to a stale server.
   if (!config.TEMPORAL_ADDRESS) {
@@ -65,6 +67,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM', 0));
   process.on('SIGHUP', () => supervisor.reload());
 
+  // The engine images are checked (and what changed is built) while the dev server and the other roles
+  // start: only the engines role, which runs them, waits for that.
+  const images = provisioning ? engineImages(config, log, provisionStarted) : Promise.resolve();
+  images.catch((error: Error) => void stop(error.message, 1));
+
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (!config.TEMPORAL_ADDRESS) {
     const logFile = resolve(config.DOCKET_DATA_DIR, 'temporal.log');
@@ -75,11 +82,11 @@ async function main(): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
     });
     log.info(`temporal: starting the dev server (${resolve(config.DOCKET_DATA_DIR, 'temporal.db')}), Web UI on ${config.temporalUiUrl}`);
-    supervisor.add({ name: 'temporal', ...tsxCommand(TETHER, [server.command, ...server.args]), logFile, tier: 0 });
+    supervisor.add({ name: 'temporal', ...tetherCommand([server.command, ...server.args]), logFile, tier: 0 });
     // The roles load their code while the server starts (most of a role's start), then wait for it to answer.
     env.TEMPORAL_ADDRESS = config.temporalAddress;
     env[AWAIT_TEMPORAL_ENV] = '1';
-    addRoles(supervisor, env);
+    addRoles(supervisor, env, images);
     try {
       await waitForTemporal(config.temporalAddress, () => {
         const status = supervisor.status('temporal');
@@ -92,32 +99,34 @@ async function main(): Promise<void> {
     log.info('temporal: the dev server answers');
     return;
   }
-  addRoles(supervisor, env);
+  addRoles(supervisor, env, images);
 }
 
-function addRoles(supervisor: Supervisor, env: NodeJS.ProcessEnv): void {
+function addRoles(supervisor: Supervisor, env: NodeJS.ProcessEnv, images: Promise<void>): void {
   for (const role of ROLES) {
-    supervisor.add({ name: role, ...docketCommand([role]), env, reload: true });
+    const add = () => supervisor.add({ name: role, ...docketCommand([role]), env, reload: true });
+    if (role === 'engines') images.then(add, () => undefined);
+    else add();
   }
 }
 
 /**
- * What provision.sh's docker, base, temporal and engines steps make sure of. When Docker answers, the
- * base image is there and the Temporal CLI is found, the script (a shell, a docker CLI call per check)
- * is not run at all; the engine images are checked here, in one list of the local images
- * (scripts/lib/engine-images.ts), and only what changed is built.
+ * What provision.sh's docker, base and temporal steps make sure of. When Docker answers, the base
+ * image is there and the Temporal CLI is found, the script (a shell, a docker CLI call per check) is
+ * not run at all.
  */
-async function provision(config: Config, log: Logger): Promise<void> {
-  const started = Date.now();
-  const docker = new Docker();
+async function provisionTools(config: Config): Promise<void> {
+  if (await provisioned(new Docker(), !config.TEMPORAL_ADDRESS)) return;
   const steps = ['docker', 'base', ...(config.TEMPORAL_ADDRESS ? [] : ['temporal'])];
-  if (!(await provisioned(docker, !config.TEMPORAL_ADDRESS))) {
-    const script = spawnSync('bash', [join(__dirname, 'provision.sh'), ...steps], { stdio: 'inherit' });
-    if (script.status !== 0) throw new Error('provisioning failed (see above); fix it and run npm start again');
-  }
-  const failed = await buildEngineImages({ enginesDir: config.DOCKET_ENGINES_DIR, docker });
+  const script = spawnSync('bash', [join(__dirname, 'provision.sh'), ...steps], { stdio: 'inherit' });
+  if (script.status !== 0) throw new Error('provisioning failed (see above); fix it and run npm start again');
+}
+
+/** provision.sh's engines step: one list of the local images (scripts/lib/engine-images.ts), and only what changed is built. */
+async function engineImages(config: Config, log: Logger, started: number): Promise<void> {
+  const failed = await buildEngineImages({ enginesDir: config.DOCKET_ENGINES_DIR, docker: new Docker() });
   if (failed) throw new Error(`provisioning failed: ${failed} engine image(s) did not build (see above); fix them and run npm start again`);
-  log.info(`provision: done in ${((Date.now() - started) / 1000).toFixed(1)}s (${[...steps, 'engines'].join(' ')})`);
+  log.info(`provision: done in ${((Date.now() - started) / 1000).toFixed(1)}s (docker base${config.TEMPORAL_ADDRESS ? '' : ' temporal'} engines)`);
 }
 
 async function provisioned(docker: Docker, needsTemporalCli: boolean): Promise<boolean> {

@@ -3,6 +3,7 @@ import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:f
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from '../infra/log';
+import { entryFile, runningBuild } from './compile';
 
 /**
  * Runs each of Docket's processes as a child and keeps it running: a child that dies is logged (how
@@ -221,6 +222,16 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 /** How to run `docket <args>` (bin/docket, the entry point compose and systemd use too) as a plain Node process. */
 export function docketCommand(args: string[]): { command: string; args: string[] } {
   return { command: process.execPath, args: [join(__dirname, '..', 'bin', 'docket'), ...args] };
+}
+
+/**
+ * How to run the tether (system/tether.ts) around `args`: from the build this process runs from
+ * (system/compile.ts) with plain Node, or through tsx when this process runs through tsx too.
+ */
+export function tetherCommand(args: string[]): { command: string; args: string[] } {
+  const build = runningBuild();
+  if (!build) return tsxCommand(join(__dirname, 'tether.ts'), args);
+  return { command: process.execPath, args: ['--enable-source-maps', entryFile(build, 'tether'), ...args] };
 }
 
 /** How to run one of Docket's TypeScript entry points as a plain Node process (no tsx wrapper process in between). */

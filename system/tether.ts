@@ -1,6 +1,6 @@
 /**
- * `node --import tsx system/tether.ts <command> [args…]`, started by the supervisor with an IPC
- * channel: runs a command that cannot notice its parent dying (the Temporal CLI) and stops it when the
+ * `tether.js <command> [args…]` from the build (system/compile.ts; `node --import tsx system/tether.ts`
+ * when the launcher runs through tsx), started by the supervisor with an IPC channel: runs a command that cannot notice its parent dying (the Temporal CLI) and stops it when the
  * channel closes, which the kernel does when the supervisor dies, even by SIGKILL. Signals are passed
  * on, and the tether ends as its command ends, so the supervisor sees the command's own exit.
  */

@@ -11,7 +11,7 @@ import { poll } from '../helpers/system';
 import { WorkflowType } from '../../contract/messages';
 
 /** The Temporal CLI itself, not the tether whose arguments name it. */
-const isDevServer = (pid: number) => commandOf(pid).includes('server start-dev') && !commandOf(pid).includes('tether.ts');
+const isDevServer = (pid: number) => commandOf(pid).includes('server start-dev') && !/tether\.(ts|js)/.test(commandOf(pid));
 const isRole = (pid: number) => commandOf(pid).includes('bin/docket');
 
 async function within<T>(promise: Promise<T>, limitMs: number, what: string): Promise<T> {
