@@ -138,6 +138,12 @@ export interface EngineRunner {
    * full pass. Runners whose removals cannot fail that way leave it out.
    */
   reapDue?(): boolean;
+  /**
+   * Ends what the runner keeps between jobs (Docker: warm job folders) and waits for the removals still
+   * under way (Docker removes a job's containers and volume after the job answered). A worker's graceful
+   * stop calls it once its last job has answered; runners that keep nothing leave it out.
+   */
+  close?(): Promise<void>;
 }
 
 /** The runners one process has, by manifest `runner:` value. */

@@ -153,6 +153,8 @@ export async function startSystem(options: SystemOptions): Promise<System> {
       await stopSweeps?.();
       if (main?.getState() === 'RUNNING') main.shutdown();
       await Promise.all([mainDone, workers?.shutdown()]);
+      // After the last job answered: removals still under way finish, and warm job folders go.
+      await Promise.all(runners.list().map((runner) => runner.close?.()));
       await connection.close();
     });
   }

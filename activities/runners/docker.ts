@@ -40,6 +40,30 @@ const SPARE_INODES = 1024;
 export const OWNER_ID = `${hostname()}:${process.pid}`;
 
 /**
+ * A warm job folder (a volume and its running holder, made before a job asks for one) carries its own
+ * labels, never a job's: `docket.pool` (the slot's name, which is also its volume's) and the owner.
+ */
+export const POOL_LABEL = 'docket.pool';
+/**
+ * The input a warm job folder takes: up to 1 MiB (whole pages) in up to 64 entries. A larger input
+ * gets a folder made for it (the cold path). A warm folder's tmpfs is therefore capped at this
+ * allowance plus the output limit plus the margin, whatever the input (`pooledFolderSize`).
+ */
+export const POOL_INPUT_BYTES = 1024 * 1024;
+export const POOL_INPUT_ENTRIES = 64;
+/** How long a warm folder's holder has to answer, when its slot is taken, that it still runs. */
+const POOL_PING_MS = 2_000;
+/** How long closing a runner waits for the removals under way. */
+const CLOSE_WAIT_MS = 60_000;
+
+/**
+ * This process's warm job folders by name, from before their volume is made until they are removed
+ * (ready, in a job's use, or being removed): the reaper leaves these alone, and removes the process's
+ * others (a removal that failed while Docker was down). Process-wide, as `runningJobs` is.
+ */
+const poolSlots = new Set<string>();
+
+/**
  * The jobs running in this process, counted by the key their engine container, holder and volume share
  * (`jobKey`). A job whose removals failed because Docker was down leaves things labelled with a live
  * owner, this process; the reaper removes those of them that no running job holds, and never one a
@@ -80,6 +104,13 @@ export interface DockerRunnerOptions {
   holderImage?: string;
   /** Told how long each Docker API call of a job took (bench/latency.ts); off unless given. */
   timing?: DockerTiming;
+  /**
+   * Keep warm job folders, so a job whose input fits the allowance (POOL_INPUT_BYTES, POOL_INPUT_ENTRIES)
+   * takes a folder whose holder already runs: up to `ready` (2) per shape (mountpoint, output limit),
+   * made only for a shape a job of this runner used, all of a shape removed after `idleMs` (5 minutes)
+   * without a job. Off unless given; the engine workers' runner has it on (activities/runners/index.ts).
+   */
+  pool?: { ready?: number; idleMs?: number };
 }
 
 /** One Docker API call of a job: which step (`volume`, `create`, `wait`…), for which job, and its duration. */
@@ -87,14 +118,17 @@ export type DockerTiming = (step: DockerStep, ms: number, job: string) => void;
 export type DockerStep =
   | 'image' | 'volume' | 'holder create' | 'holder attach' | 'holder start' | 'archive in' | 'create' | 'attach' | 'start' | 'wait'
   | 'inspect' | 'measure folder' | 'archive out' | 'remove container' | 'remove holder' | 'remove volume'
-  /** The whole job from the volume's creation to the last removal: the steps above overlap. */
+  /** Taking a warm job folder: asking its holder whether it runs (or finding none ready). */
+  | 'pool take'
+  /** The whole job until its result (the steps above overlap); the removals come after it, in the background. */
   | 'job';
 
 /** The holder image is missing: nothing to retry until the base image is built. */
 export class HolderImageMissingError extends ImageMissingError {
-  constructor(image: string, engine: string) {
-    super(image, engine);
-    this.message = `image ${image}, which keeps the job folder of engine ${engine} mounted, is not on the Docker host: build it with scripts/provision.sh base`;
+  /** `folders`: whose job folders the holder keeps (`engine <name>`, or `the warm job folders`). */
+  constructor(image: string, folders: string) {
+    super(image, folders.replace(/^engine /, ''));
+    this.message = `image ${image}, which keeps the job folder${folders.startsWith('engine ') ? '' : 's'} of ${folders} mounted, is not on the Docker host: build it with scripts/provision.sh base`;
   }
 }
 
@@ -110,9 +144,15 @@ export class DockerRunner implements EngineRunner {
   private readonly log: Logger;
   private readonly holderImage: string;
   private egress?: Promise<EgressNetwork>;
-  /** Jobs ended so far, and how many of them had ended when the last complete reap began (`reapDue`). */
-  private jobsEnded = 0;
+  /**
+   * Removals ended so far (a job's parts, a warm folder's), and how many had ended when the last
+   * complete reap began (`reapDue`): a removal may have failed, leaving something for the reaper.
+   */
+  private removalsEnded = 0;
   private reapedThrough = 0;
+  private readonly pool?: JobFolderPool;
+  /** Removals and warm folders under way, which `settled` and `close` wait for. */
+  private readonly background = new Set<Promise<void>>();
   /** Public so that a benchmark can turn it on in a system already started; see DockerRunnerOptions. */
   timing?: DockerTiming;
 
@@ -121,12 +161,47 @@ export class DockerRunner implements EngineRunner {
     this.log = options.log ?? silentLogger;
     this.holderImage = options.holderImage ?? HOLDER_IMAGE;
     this.timing = options.timing;
+    if (options.pool) {
+      this.pool = new JobFolderPool({
+        ready: options.pool.ready ?? 2,
+        idleMs: options.pool.idleMs ?? 5 * 60_000,
+        make: (shape) => this.makeSlot(shape),
+        discard: (slot) => this.removeSlot(slot),
+        track: (work) => this.track(work),
+        log: this.log,
+      });
+    }
   }
 
-  /** Runs one Docker call, telling the timing hook its duration when there is one. */
-  private async timed<T>(step: DockerStep, job: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Stops making warm job folders, removes the ready ones, and waits for every removal under way:
+   * a worker's graceful stop calls it once its last job has answered. Jobs run after it get a folder
+   * made for them. A Docker that does not answer holds the stop for at most CLOSE_WAIT_MS: what is
+   * left then is the reaper's (its owner will be gone).
+   */
+  async close(): Promise<void> {
+    this.pool?.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled(), new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS); })]);
+    clearTimeout(timer);
+  }
+
+  /** Resolves once the removals and warm folders under way (and any they started) have ended. */
+  async settled(): Promise<void> {
+    // Each round waits for what was under way when it began; a removal starts no more than one more.
+    for (let round = 0; this.background.size && round < 100; round += 1) await Promise.allSettled([...this.background]);
+  }
+
+  /** Keeps `work` (which never rejects) counted as under way until it ends. */
+  private track(work: Promise<void>): void {
+    const tracked = work.catch(() => undefined).finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  /** Runs one Docker call, telling the timing hook its duration when there is one and the call is a job's. */
+  private async timed<T>(step: DockerStep, job: string | undefined, fn: () => Promise<T>): Promise<T> {
     const hook = this.timing;
-    if (!hook) return fn();
+    if (!hook || job === undefined) return fn();
     const started = performance.now();
     try {
       return await fn();
@@ -162,21 +237,27 @@ export class DockerRunner implements EngineRunner {
   }
 
   /**
-   * Removes engine containers, job folder holders and job volumes whose owner `scope` calls orphaned,
-   * telling it whether a job running in this process holds each. Holders keep job volumes (tmpfs)
+   * Removes engine containers, job folder holders, job volumes and warm job folders whose owner `scope`
+   * calls orphaned, telling it whether this process still holds each: a running job (by its labels) or
+   * a warm folder this process keeps or is removing (by its name). Holders keep job volumes (tmpfs)
    * mounted, so they go with the engine containers, before the volumes. A removal Docker could not
    * answer leaves the pass incomplete, so `reapDue` stays true and the reaper comes back soon.
    */
   async reap(scope: ReapScope): Promise<Reaped> {
-    const through = this.jobsEnded;
+    const through = this.removalsEnded;
     let complete = true;
     const reaped: Reaped = { containers: [], volumes: [], folders: [] };
+    const held = (labels: Record<string, string> | null | undefined) => {
+      const slot = labels?.[POOL_LABEL];
+      return slot === undefined ? runningJobs.has(jobKey(labels ?? undefined)) : poolSlots.has(slot);
+    };
     const containers = [
       ...(await this.docker.listContainers({ all: true, filters: { label: ['docket.job'] } })),
       ...(await this.docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } })),
+      ...(await this.docker.listContainers({ all: true, filters: { label: [POOL_LABEL] } })),
     ];
     for (const info of containers) {
-      if (!scope.orphaned(info.Labels?.[OWNER_LABEL], info.Created * 1000, runningJobs.has(jobKey(info.Labels)))) continue;
+      if (!scope.orphaned(info.Labels?.[OWNER_LABEL], info.Created * 1000, held(info.Labels))) continue;
       const removed = await this.docker.getContainer(info.Id).remove({ force: true, v: true }).then(() => true, (error) => {
         if (isTransientDockerError(error)) complete = false;
         return false;
@@ -184,18 +265,25 @@ export class DockerRunner implements EngineRunner {
       if (!removed) continue;
       reaped.containers.push(info.Id);
       const holder = info.Labels[HOLDER_LABEL];
+      const slot = info.Labels[POOL_LABEL];
       scope.log.info(holder
         ? `reaper: removed job folder holder ${info.Id.slice(0, 12)} of job ${holder} (${info.Labels[HOLDER_ENGINE_LABEL]})`
-        : `reaper: removed container ${info.Id.slice(0, 12)} of job ${info.Labels['docket.job']} (${info.Labels['docket.engine']})`);
+        : slot
+          ? `reaper: removed warm job folder holder ${info.Id.slice(0, 12)} (${slot})`
+          : `reaper: removed container ${info.Id.slice(0, 12)} of job ${info.Labels['docket.job']} (${info.Labels['docket.engine']})`);
     }
-    const { Volumes: volumes } = await this.docker.listVolumes({ filters: { label: ['docket.job'] } });
-    for (const volume of volumes ?? []) {
+    const volumes = [
+      ...((await this.docker.listVolumes({ filters: { label: ['docket.job'] } })).Volumes ?? []),
+      ...((await this.docker.listVolumes({ filters: { label: [POOL_LABEL] } })).Volumes ?? []),
+    ];
+    for (const volume of volumes) {
       const created = Date.parse((volume as { CreatedAt?: string }).CreatedAt ?? '') || Date.now();
-      if (!scope.orphaned(volume.Labels?.[OWNER_LABEL], created, runningJobs.has(jobKey(volume.Labels ?? undefined)))) continue;
+      if (!scope.orphaned(volume.Labels?.[OWNER_LABEL], created, held(volume.Labels))) continue;
       try {
         await this.docker.getVolume(volume.Name).remove();
         reaped.volumes.push(volume.Name);
-        scope.log.info(`reaper: removed volume ${volume.Name} of job ${volume.Labels?.['docket.job']}`);
+        const job = volume.Labels?.['docket.job'];
+        scope.log.info(`reaper: removed volume ${volume.Name} of ${job ? `job ${job}` : 'the warm job folders'}`);
       } catch (error) {
         // Still in use by a container being removed: the next pass takes it.
         if (isTransientDockerError(error)) complete = false;
@@ -206,15 +294,15 @@ export class DockerRunner implements EngineRunner {
   }
 
   reapDue(): boolean {
-    return this.jobsEnded > this.reapedThrough;
+    return this.removalsEnded > this.reapedThrough;
   }
 
-  /** Holds a job (`holdJob`) until the returned release, which also counts it as ended for `reapDue`. */
+  /** Holds a job (`holdJob`) until the returned release, called once its removals ended (counted for `reapDue`). */
   private hold(labels: Record<string, string>): () => void {
     const release = holdJob(labels);
     return () => {
       release();
-      this.jobsEnded += 1;
+      this.removalsEnded += 1;
     };
   }
 
@@ -239,8 +327,11 @@ export class DockerRunner implements EngineRunner {
    * The job volume is a tmpfs capped at the input plus the output limit (plus a margin), so an engine
    * cannot write more than that however it spreads its writes. A tmpfs volume loses its content when
    * the last container using it stops, so a holder container keeps it mounted for the job's life;
-   * the input goes in and the output comes out through the holder, by the archive API. Calls that do
-   * not need each other's results go at once (the timing hook's `job` step is the wall time).
+   * the input goes in and the output comes out through the holder, by the archive API. A job whose
+   * input fits takes a warm folder (volume and running holder made beforehand) when the pool has one.
+   * Calls that do not need each other's results go at once (the timing hook's `job` step is the wall
+   * time), and the job's containers and volume are removed after its result is returned, in the
+   * background: the job stays held (`holdJob`) until they are gone, so the reaper never races them.
    */
   async run(job: EngineJob): Promise<EngineRun> {
     const imageId = job.imageId ?? await this.timed('image', job.job, () => this.resolveImage(job.image, job.engine));
@@ -250,17 +341,27 @@ export class DockerRunner implements EngineRunner {
       'docket.attempt': String(job.attempt),
       [OWNER_LABEL]: OWNER_ID,
     };
-    const volumeName = `docket-${safeName(job.engine)}-${randomBytes(6).toString('hex')}`;
     const release = this.hold(labels);
-    // What exists so far, for the cleanup: filled in as each part is made.
-    const parts: JobParts = {};
+    // What exists so far, for the removals: filled in as each part is made.
+    const parts: JobParts = { spare: { bytes: 0, inodes: 0 } };
     const started = Date.now();
     const begun = performance.now();
     try {
-      await this.timed('volume', job.job, () => call(
-        () => this.docker.createVolume({ Name: volumeName, Driver: 'local', DriverOpts: jobVolumeOptions(job), Labels: labels }),
-        'creating the job volume',
-      ));
+      const slot = await this.takeSlot(job);
+      if (slot) {
+        parts.slot = slot.name;
+        parts.volume = slot.name;
+        parts.holder = slot.holder;
+        parts.spare = { bytes: slot.shape.size - jobVolumeSize(job), inodes: slot.shape.inodes - jobVolumeInodes(job) };
+      } else {
+        parts.volume = `docket-${safeName(job.engine)}-${randomBytes(6).toString('hex')}`;
+        const volumeName = parts.volume;
+        await this.timed('volume', job.job, () => call(
+          () => this.docker.createVolume({ Name: volumeName, Driver: 'local', DriverOpts: tmpfsOptions(jobVolumeSize(job), jobVolumeInodes(job)), Labels: labels }),
+          'creating the job volume',
+        ));
+      }
+      const volumeName = parts.volume;
       // The engine's container needs only the volume's name: it is created while the holder starts and the input goes in.
       const ready = await Promise.allSettled([
         this.fillJobFolder(job, volumeName, parts),
@@ -272,7 +373,7 @@ export class DockerRunner implements EngineRunner {
       // The engine has stopped: its container goes while the job folder is measured and read through the holder.
       parts.removing = this.removeContainer(container, 'remove container', job.job);
       const [jobFolderFull, { outputs, truncated: outputTruncated }] = await Promise.all([
-        this.timed('measure folder', job.job, () => holder.folderFull()),
+        this.timed('measure folder', job.job, () => holder.folderFull(parts.spare)),
         this.timed('archive out', job.job, () => this.copyOut(holder.container, job)),
       ]);
       // A holder that stopped early took the tmpfs with it: what came out was an empty folder, not the engine's output.
@@ -289,14 +390,65 @@ export class DockerRunner implements EngineRunner {
         durationMs: Date.now() - started,
       };
     } finally {
-      await this.cleanup(parts, volumeName, job.job).finally(release);
       this.timing?.('job', performance.now() - begun, job.job);
+      this.track(this.cleanup(parts, job.job).finally(() => {
+        if (parts.slot) poolSlots.delete(parts.slot);
+        release();
+      }));
     }
   }
 
-  /** Starts the holder (noted in `parts` at once, for the cleanup) and puts the job's input in through it. */
+  /**
+   * A warm job folder for this job, or undefined (no pool, an input over the allowance, none ready).
+   * Taking one asks its holder to answer on its open connection: a holder that stopped (and with it
+   * the tmpfs) is never handed out; it is removed and the next one (or the cold path) is taken.
+   */
+  private async takeSlot(job: EngineJob): Promise<PoolSlot | undefined> {
+    const shape = pooledShape(job);
+    if (!this.pool || !shape) return undefined;
+    const pool = this.pool;
+    return this.timed('pool take', job.job, () => pool.take(shape, (slot) => slot.holder.answers(POOL_PING_MS)));
+  }
+
+  /** Makes one warm job folder of `shape`: its volume, then its holder, running and attached. */
+  private async makeSlot(shape: FolderShape): Promise<PoolSlot> {
+    const name = `docket-pool-${randomBytes(6).toString('hex')}`;
+    const labels = { [POOL_LABEL]: name, [OWNER_LABEL]: OWNER_ID };
+    poolSlots.add(name);
+    try {
+      await call(
+        () => this.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: tmpfsOptions(shape.size, shape.inodes), Labels: labels }),
+        'creating a warm job volume',
+      );
+      const holder = await this.startHolder(shape.mountpoint, name, labels, undefined, 'the warm job folders');
+      // A ready folder must not keep a process alive that has nothing else to do; a job's own calls keep it alive while it runs.
+      holder.unref();
+      return { name, holder, shape };
+    } catch (error) {
+      this.track(this.docker.getVolume(name).remove().then(() => undefined, () => undefined).finally(() => {
+        poolSlots.delete(name);
+        this.removalsEnded += 1;
+      }));
+      throw error;
+    }
+  }
+
+  /** Removes a warm job folder no job used (its holder stopped, its shape idle, or the runner closing). */
+  private removeSlot(slot: PoolSlot): void {
+    this.track(this.cleanup({ holder: slot.holder, volume: slot.name, spare: { bytes: 0, inodes: 0 } }, undefined).finally(() => {
+      poolSlots.delete(slot.name);
+      this.removalsEnded += 1;
+    }));
+  }
+
+  /** Starts the holder unless the job took a warm one (noted in `parts` at once, for the removals) and puts the job's input in through it. */
   private async fillJobFolder(job: EngineJob, volumeName: string, parts: JobParts): Promise<void> {
-    parts.holder = await this.startHolder(job, volumeName);
+    parts.holder ??= await this.startHolder(job.mountpoint, volumeName, {
+      [HOLDER_LABEL]: job.job,
+      [HOLDER_ENGINE_LABEL]: job.engine,
+      'docket.attempt': String(job.attempt),
+      [OWNER_LABEL]: OWNER_ID,
+    }, job.job, `engine ${job.engine}`);
     const archive = await packInput(job.input);
     const holder = parts.holder.container;
     // Destroyed either way, so the inputs it holds open are closed even when Docker never read it.
@@ -331,27 +483,22 @@ export class DockerRunner implements EngineRunner {
 
   /**
    * Creates the holder, attaches to its stdin and stdout (the way the folder is measured: see
-   * holderSpec) and starts it.
+   * holderSpec) and starts it. `job` names the job for the timing hook (none for a warm folder);
+   * `engine` says whose folder it holds (`engine <name>`, `the warm job folders`) if its image is missing.
    */
-  private async startHolder(job: EngineJob, volumeName: string): Promise<Holder> {
-    const labels = {
-      [HOLDER_LABEL]: job.job,
-      [HOLDER_ENGINE_LABEL]: job.engine,
-      'docket.attempt': String(job.attempt),
-      [OWNER_LABEL]: OWNER_ID,
-    };
+  private async startHolder(mountpoint: string, volumeName: string, labels: Record<string, string>, job: string | undefined, engine: string): Promise<Holder> {
     let container: Docker.Container;
     try {
-      container = await this.timed('holder create', job.job, () => this.docker.createContainer(holderSpec(this.holderImage, job.mountpoint, volumeName, labels)));
+      container = await this.timed('holder create', job, () => this.docker.createContainer(holderSpec(this.holderImage, mountpoint, volumeName, labels)));
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) throw new HolderImageMissingError(this.holderImage, job.engine);
+      if ((error as { statusCode?: number }).statusCode === 404) throw new HolderImageMissingError(this.holderImage, engine);
       throw wrapDockerError(error, 'creating the job folder holder');
     }
     let holder: Holder | undefined;
     try {
-      const stream = await this.timed('holder attach', job.job, () => container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }));
+      const stream = await this.timed('holder attach', job, () => container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }));
       holder = new Holder(container, stream as HolderStream);
-      await this.timed('holder start', job.job, () => container.start());
+      await this.timed('holder start', job, () => container.start());
       return holder;
     } catch (error) {
       holder?.close();
@@ -445,34 +592,70 @@ export class DockerRunner implements EngineRunner {
   }
 
   /** Removes a container; a failure leaves it to the reaper. */
-  private removeContainer(container: Docker.Container, step: DockerStep, job: string): Promise<void> {
+  private removeContainer(container: Docker.Container, step: DockerStep, job: string | undefined): Promise<void> {
     return this.timed(step, job, () => container.remove({ force: true, v: true }).then(() => undefined, () => undefined));
   }
 
-  /** The engine container (unless already going) and the holder go at once; the volume once no container holds it. */
-  private async cleanup({ container, holder, removing }: JobParts, volumeName: string, job: string): Promise<void> {
+  /**
+   * The engine container (unless already going) and the holder go at once; the volume once no container
+   * holds it. A removal that fails (Docker down) leaves the part to the reaper.
+   */
+  private async cleanup({ container, holder, removing, volume }: JobParts, job: string | undefined): Promise<void> {
     holder?.close();
     await Promise.all([
       removing ?? (container && this.removeContainer(container, 'remove container', job)),
       holder && this.removeContainer(holder.container, 'remove holder', job),
     ]);
-    await this.timed('remove volume', job, () => this.docker.getVolume(volumeName).remove().catch(() => undefined));
+    if (volume) await this.timed('remove volume', job, () => this.docker.getVolume(volume).remove().catch(() => undefined));
   }
+}
+
+/** Every input file in whole pages. */
+function inputBytes(job: Pick<EngineJob, 'input'>): number {
+  return job.input.reduce((sum, entry) => sum + (entry.type === 'file' ? pages(entry.size ?? 0) * PAGE : 0), 0);
 }
 
 /** The job volume's size: every input file in whole pages, the output limit and the margin. */
 export function jobVolumeSize(job: Pick<EngineJob, 'input' | 'limits'>): number {
-  const input = job.input.reduce((sum, entry) => sum + (entry.type === 'file' ? pages(entry.size ?? 0) * PAGE : 0), 0);
-  return input + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
+  return inputBytes(job) + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
+}
+
+/** The job volume's inodes: one per input entry, one per page of output, and the spare ones. */
+function jobVolumeInodes(job: Pick<EngineJob, 'input' | 'limits'>): number {
+  return job.input.length + pages(job.limits.output) + SPARE_INODES;
+}
+
+/**
+ * A warm job folder's size: the input allowance (POOL_INPUT_BYTES) in place of the input, the output
+ * limit and the margin. The engine may write up to it; past the job's own `jobVolumeSize` the run is
+ * reported as over its output limit all the same (`Holder.folderFull`).
+ */
+export function pooledFolderSize(job: Pick<EngineJob, 'limits'>): number {
+  return POOL_INPUT_BYTES + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
+}
+
+/** What shapes a warm job folder, and the key its pool files it under. */
+interface FolderShape {
+  key: string;
+  mountpoint: string;
+  size: number;
+  inodes: number;
+}
+
+/** The warm folder shape a job fits, or undefined when its input is over the allowance. */
+function pooledShape(job: EngineJob): FolderShape | undefined {
+  if (inputBytes(job) > POOL_INPUT_BYTES || job.input.length > POOL_INPUT_ENTRIES) return undefined;
+  const size = pooledFolderSize(job);
+  const inodes = POOL_INPUT_ENTRIES + pages(job.limits.output) + SPARE_INODES;
+  return { key: JSON.stringify([job.mountpoint, size, inodes]), mountpoint: job.mountpoint, size, inodes };
 }
 
 /** A local-driver tmpfs: size and inodes capped, root-owned so only the folders the protocol opens are writable. */
-function jobVolumeOptions(job: EngineJob): Record<string, string> {
-  const inodes = job.input.length + pages(job.limits.output) + SPARE_INODES;
+function tmpfsOptions(size: number, inodes: number): Record<string, string> {
   return {
     type: 'tmpfs',
     device: 'tmpfs',
-    o: `size=${jobVolumeSize(job)},nr_inodes=${inodes},uid=0,gid=0,mode=0755,nosuid,nodev`,
+    o: `size=${size},nr_inodes=${inodes},uid=0,gid=0,mode=0755,nosuid,nodev`,
   };
 }
 
@@ -481,13 +664,13 @@ function pages(bytes: number): number {
 }
 
 /**
- * What the holder runs: for each line on its stdin, the job folder's free blocks and free inodes on
- * its stdout. Measuring the folder is then a round trip on a connection already open instead of an
+ * What the holder runs: for each line on its stdin, the job folder's free blocks, free inodes and
+ * block size on its stdout. Measuring the folder is then a round trip on a connection already open instead of an
  * exec (a process the daemon sets up, about a hundred milliseconds). The holder stops when that
  * connection closes, so a worker that dies takes its holders' mounts down with it; the reaper
  * removes the stopped containers and their volumes.
  */
-const HOLDER_SCRIPT = 'while read -r _; do stat -f -c "%f %d" "$0" || echo unreadable; done';
+const HOLDER_SCRIPT = 'while read -r _; do stat -f -c "%f %d %S" "$0" || echo unreadable; done';
 
 /** A container that holds the job volume and answers how full it is; it runs nothing of the engine's. */
 function holderSpec(image: string, mountpoint: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
@@ -523,11 +706,18 @@ function holderSpec(image: string, mountpoint: string, volumeName: string, label
 
 type HolderStream = NodeJS.ReadWriteStream & { destroy(): void };
 
-/** The containers of one job (the volume is named before anything is made), and the engine container's removal once it began. */
+/**
+ * The parts of one job, for its removals: its volume (named before it is made; a warm folder's when
+ * `slot`), holder and container, the engine container's removal once it began, and the room a warm
+ * folder has beyond the job's own cap (none for a folder made for the job).
+ */
 interface JobParts {
+  volume?: string;
+  slot?: string;
   holder?: Holder;
   container?: Docker.Container;
   removing?: Promise<void>;
+  spare: { bytes: number; inodes: number };
 }
 
 /** A running holder and the attached connection through which it measures the job folder. */
@@ -535,6 +725,8 @@ class Holder {
   private pending = '';
   private waiting?: { resolve(line: string): void; reject(error: Error): void };
   private ended = false;
+  /** Told once when the holder stops (its connection closes): the pool drops a ready folder then. */
+  onEnd?: () => void;
 
   constructor(readonly container: Docker.Container, private readonly stream: HolderStream) {
     const stdout = new Writable({
@@ -549,6 +741,7 @@ class Holder {
         this.ended = true;
         this.waiting?.reject(new DockerUnavailableError('Docker failed while measuring the job folder: the holder\'s connection closed. Is the Docker daemon running (docker info)?'));
         this.waiting = undefined;
+        this.onEnd?.();
       });
   }
 
@@ -557,25 +750,40 @@ class Holder {
     return this.ended;
   }
 
-  /** Whether the engine used up the job folder's space or inodes. */
-  async folderFull(): Promise<boolean> {
-    const text = await this.ask();
-    const [freeBlocks, freeInodes] = text.trim().split(/\s+/).map(Number);
-    if (!Number.isFinite(freeBlocks) || !Number.isFinite(freeInodes)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
-    return freeBlocks === 0 || freeInodes === 0;
+  /**
+   * Whether the engine used up the job folder's space or inodes: for a folder made for the job, none
+   * left; for a warm folder, no more left than the room it has beyond the job's own cap (`spare`), so
+   * an engine is reported over its output limit at the same point whichever folder it wrote in.
+   */
+  async folderFull(spare: { bytes: number; inodes: number }): Promise<boolean> {
+    const text = await this.ask(MEASURE_TIMEOUT_MS);
+    const [freeBlocks, freeInodes, blockSize] = text.trim().split(/\s+/).map(Number);
+    if (![freeBlocks, freeInodes, blockSize].every(Number.isFinite)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
+    return freeBlocks * blockSize <= spare.bytes || freeInodes <= spare.inodes;
+  }
+
+  /** Whether the holder still runs (and so holds its tmpfs): it answers within `ms`. */
+  async answers(ms: number): Promise<boolean> {
+    if (this.ended) return false;
+    return this.ask(ms).then((text) => /^\d+ \d+ \d+$/.test(text.trim()), () => false);
   }
 
   close(): void {
     this.stream.destroy();
   }
 
-  private ask(): Promise<string> {
+  /** Lets the process exit while only this holder's connection is open (a ready warm folder). */
+  unref(): void {
+    (this.stream as { unref?: () => void }).unref?.();
+  }
+
+  private ask(ms: number): Promise<string> {
     if (this.ended) return Promise.reject(new DockerUnavailableError('the job folder holder stopped before the folder was measured'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = undefined;
-        reject(new DockerUnavailableError(`the job folder holder did not measure the folder within ${MEASURE_TIMEOUT_MS / 1000} s`));
-      }, MEASURE_TIMEOUT_MS);
+        reject(new DockerUnavailableError(`the job folder holder did not measure the folder within ${ms / 1000} s`));
+      }, ms);
       this.waiting = {
         resolve: (line) => { clearTimeout(timer); resolve(line); },
         reject: (error) => { clearTimeout(timer); reject(error); },
@@ -594,6 +802,111 @@ class Holder {
     const waiting = this.waiting;
     this.waiting = undefined;
     waiting?.resolve(line);
+  }
+}
+
+/** A warm job folder: its volume (named as the slot) and its running, attached holder. */
+interface PoolSlot {
+  name: string;
+  holder: Holder;
+  shape: FolderShape;
+}
+
+interface JobFolderPoolOptions {
+  /** Folders kept ready (or being made) per shape. */
+  ready: number;
+  /** A shape no job took a folder of for this long loses its ready folders. */
+  idleMs: number;
+  make(shape: FolderShape): Promise<PoolSlot>;
+  discard(slot: PoolSlot): void;
+  track(work: Promise<void>): void;
+  log: Logger;
+}
+
+/**
+ * Warm job folders by shape. A folder goes to exactly one job and is never reused: taking one (or
+ * finding none) starts making replacements in the background, up to `ready` per shape, and only for
+ * shapes a job asked for. A ready folder whose holder stops is dropped at once (the holder's
+ * connection closes), and one that does not answer when taken is dropped then.
+ */
+class JobFolderPool {
+  private readonly shapes = new Map<string, { ready: PoolSlot[]; making: number; idle?: NodeJS.Timeout }>();
+  private closed = false;
+
+  constructor(private readonly options: JobFolderPoolOptions) {}
+
+  /** A ready folder of `shape` that `alive` confirms, or undefined; either way the shape is filled again. */
+  async take(shape: FolderShape, alive: (slot: PoolSlot) => Promise<boolean>): Promise<PoolSlot | undefined> {
+    if (this.closed) return undefined;
+    const entry = this.touch(shape);
+    try {
+      // Bounded: at most `ready` folders wait per shape, and each is taken out before it is asked.
+      for (let slot = entry.ready.shift(); slot; slot = entry.ready.shift()) {
+        slot.holder.onEnd = undefined;
+        if (await alive(slot)) return slot;
+        this.options.discard(slot);
+      }
+      return undefined;
+    } finally {
+      this.fill(shape);
+    }
+  }
+
+  /** Makes no more folders and removes the ready ones; those being made are removed once made. */
+  close(): void {
+    this.closed = true;
+    for (const key of [...this.shapes.keys()]) this.drop(key);
+  }
+
+  /** The shape's entry, created on first use, with its idle timer started again. */
+  private touch(shape: FolderShape) {
+    let entry = this.shapes.get(shape.key);
+    if (!entry) {
+      entry = { ready: [], making: 0 };
+      this.shapes.set(shape.key, entry);
+    }
+    clearTimeout(entry.idle);
+    entry.idle = setTimeout(() => this.drop(shape.key), this.options.idleMs);
+    entry.idle.unref();
+    return entry;
+  }
+
+  private fill(shape: FolderShape): void {
+    const entry = this.shapes.get(shape.key);
+    if (!entry) return;
+    while (!this.closed && entry.ready.length + entry.making < this.options.ready) {
+      entry.making += 1;
+      this.options.track(this.options.make(shape).then((slot) => {
+        entry.making -= 1;
+        // Made for a shape dropped meanwhile, or for a runner closing, or already stopped: not kept.
+        if (this.closed || this.shapes.get(shape.key) !== entry || slot.holder.stopped) {
+          this.options.discard(slot);
+          return;
+        }
+        slot.holder.onEnd = () => {
+          slot.holder.onEnd = undefined;
+          const at = entry.ready.indexOf(slot);
+          if (at >= 0) entry.ready.splice(at, 1);
+          this.options.discard(slot);
+        };
+        entry.ready.push(slot);
+      }, (error) => {
+        entry.making -= 1;
+        // Not tried again until the next job of the shape: a Docker that is down is not hammered.
+        this.options.log.warn(`docker: cannot make a warm job folder (${shape.mountpoint}, ${shape.size} bytes): ${(error as Error).message}`);
+      }));
+    }
+  }
+
+  private drop(key: string): void {
+    const entry = this.shapes.get(key);
+    if (!entry) return;
+    this.shapes.delete(key);
+    clearTimeout(entry.idle);
+    for (const slot of entry.ready.splice(0)) {
+      slot.holder.onEnd = undefined;
+      this.options.discard(slot);
+    }
   }
 }
 

@@ -19,7 +19,8 @@ export interface RunnerDeps {
 
 /** Every runner, by manifest `runner:` value: the one place a new runner is registered. */
 const RUNNERS: Record<EngineManifest['runner'], (deps: RunnerDeps) => EngineRunner> = {
-  docker: (deps) => new DockerRunner(deps.docker, deps.blobs, { egressNetwork: deps.egressNetwork, log: deps.log }),
+  // Warm job folders take the holder's start off each job's critical path (DockerRunner, `pool`).
+  docker: (deps) => new DockerRunner(deps.docker, deps.blobs, { egressNetwork: deps.egressNetwork, log: deps.log, pool: {} }),
   process: (deps) => new ProcessRunner(deps.blobs, deps.processRunner),
 };
 

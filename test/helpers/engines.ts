@@ -62,9 +62,14 @@ export function observableSubject(type: Observable['type'], data: string): Subje
  */
 export async function runEngineOnce(manifest: EngineManifest, subject: Subject, blobs: BlobStore, extra: Partial<EngineRequest> = {}) {
   const runner = new DockerRunner(docker, blobs);
-  const run = await runner.run({ ...prepareJob(manifest, { job: `test-${Date.now()}`, subject, tlp: 2, pap: 2, ...extra }, blobs), attempt: 1 });
-  const outcome = await interpret(manifest, run, blobs);
-  return { run, outcome };
+  try {
+    const run = await runner.run({ ...prepareJob(manifest, { job: `test-${Date.now()}`, subject, tlp: 2, pap: 2, ...extra }, blobs), attempt: 1 });
+    const outcome = await interpret(manifest, run, blobs);
+    return { run, outcome };
+  } finally {
+    // A job's containers and volume are removed after it answers: closing waits for that.
+    await runner.close();
+  }
 }
 
 /** Containers and volumes Docket labelled for a job, to prove nothing was left behind. */
@@ -73,6 +78,22 @@ export async function leftovers(job?: string): Promise<{ containers: number; vol
   const containers = await docker.listContainers({ all: true, filters: { label } });
   const { Volumes } = await docker.listVolumes({ filters: { label } });
   return { containers: containers.length, volumes: (Volumes ?? []).length };
+}
+
+/**
+ * What `count` finds once it finds nothing, or after `limitMs` (30 s) what it still finds: a job's
+ * containers and volume are removed in the background after the job answers (DockerRunner.run).
+ */
+export async function leftoversGone<T extends { containers: number; volumes: number }>(
+  count: () => Promise<T>,
+  limitMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const left = await count();
+    if ((!left.containers && !left.volumes) || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 /** Reads a file from a named volume with a throw-away container (no host path involved). */

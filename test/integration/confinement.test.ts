@@ -5,7 +5,7 @@ import { DockerRunner, HOLDER_ENGINE_LABEL, HOLDER_LABEL, HolderImageMissingErro
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from '../../activities/errors';
 import { prepareJob } from '../../activities/protocols';
 import { ensureImage } from '../../scripts/lib/images';
-import { docker, fileSubject, leftovers, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
+import { docker, fileSubject, leftovers, leftoversGone, observableSubject, runEngineOnce, tempBlobStore, testManifest } from '../helpers/engines';
 import { ROOT } from '../helpers/system';
 
 /** Hostile engines in real containers: each misbehaviour is contained and reported clearly. */
@@ -21,7 +21,8 @@ describe('engine confinement', () => {
     blobs = await tempBlobStore();
   });
   afterEach(async () => {
-    expect(await hostileLeftovers()).toEqual({ containers: 0, volumes: 0 });
+    // Removed after each job answers, in the background: given a bounded while.
+    expect(await leftoversGone(hostileLeftovers)).toEqual({ containers: 0, volumes: 0 });
   });
 
   it('runs as nobody, without capabilities, network, setuid or a writable root, and cannot touch its input', async () => {
@@ -133,6 +134,7 @@ describe('engine confinement', () => {
     expect(error).toBeInstanceOf(HolderImageMissingError);
     expect(error).toBeInstanceOf(ImageMissingError);
     expect(error.message).toContain('docket/no-such-holder:0, which keeps the job folder of engine hostile-identity mounted');
+    await runner.settled();
     expect(await leftovers('noholder')).toEqual({ containers: 0, volumes: 0 });
   });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { InvestigationInput, type InvestigationReport } from '../../core/investigation';
 import { WorkflowType } from '../../contract/messages';
-import { DockerRunner, HOLDER_IMAGE, holdJob, OWNER_ID, OWNER_LABEL } from '../../activities/runners/docker';
+import { DockerRunner, HOLDER_IMAGE, holdJob, OWNER_ID, OWNER_LABEL, POOL_LABEL } from '../../activities/runners/docker';
 import { DockerUnavailableError } from '../../activities/errors';
 import type { EngineJob } from '../../infra/engine-runner';
 import { createLogger, silentLogger } from '../../infra/log';
@@ -20,11 +20,19 @@ import { poll, startTestSystem, type TestSystem } from '../helpers/system';
 const NAP = 'nap';
 const HOUR = 60 * 60_000;
 
-/** Every docket.*-labelled container and volume on `daemon`. */
-async function docketLeftovers(daemon: OwnDockerd): Promise<{ containers: string[]; volumes: string[] }> {
+/**
+ * Every docket.*-labelled container and volume on `daemon`; with `warm: 'ignore'`, but for the warm
+ * job folders ready to use (a running holder and its volume) of a runner still open.
+ */
+async function docketLeftovers(daemon: OwnDockerd, warm: 'count' | 'ignore' = 'count'): Promise<{ containers: string[]; volumes: string[] }> {
   const labelled = (labels: Record<string, string> | null | undefined) => Object.keys(labels ?? {}).some((key) => key.startsWith('docket.'));
-  const containers = (await daemon.client.listContainers({ all: true })).filter((one) => labelled(one.Labels));
-  const volumes = ((await daemon.client.listVolumes()).Volumes ?? []).filter((one) => labelled(one.Labels));
+  let containers = (await daemon.client.listContainers({ all: true })).filter((one) => labelled(one.Labels));
+  let volumes = ((await daemon.client.listVolumes()).Volumes ?? []).filter((one) => labelled(one.Labels));
+  if (warm === 'ignore') {
+    const ready = new Set(containers.filter((one) => one.Labels[POOL_LABEL] && one.State === 'running').map((one) => one.Labels[POOL_LABEL]));
+    containers = containers.filter((one) => !ready.has(one.Labels[POOL_LABEL]));
+    volumes = volumes.filter((one) => !ready.has(one.Labels?.[POOL_LABEL] ?? ''));
+  }
   return { containers: containers.map((one) => one.Id), volumes: volumes.map((one) => one.Name) };
 }
 
@@ -69,6 +77,8 @@ describe('after dockerd is killed mid-job and comes back', () => {
     expect(finished.exitCode).toBe(0);
     release();
     await docker.getVolume(held.name).remove();
+    // The job's own removals run after it answered.
+    await runner.settled();
     expect(await docketLeftovers(daemon!)).toEqual({ containers: [], volumes: [] });
   });
 
@@ -87,6 +97,8 @@ describe('after dockerd is killed mid-job and comes back', () => {
 
     // Without a watch on it, the wait for the container never settles: its connection died without an error.
     await expect(run).rejects.toBeInstanceOf(DockerUnavailableError);
+    // The job's removals run after it answered; whatever they could not remove is the reaper's.
+    await runner.settled();
     expect(runner.reapDue()).toBe(true);
     await reapOrphans([runner], { maxAgeMs: HOUR, log: silentLogger });
     expect(await docketLeftovers(daemon!)).toEqual({ containers: [], volumes: [] });
@@ -134,10 +146,15 @@ describe('after dockerd is killed mid-job and comes back', () => {
       // The attempt dockerd's death cut short failed as Docker being unavailable, which the retry policy retried.
       expect(report.jobs[0].attempt).toBeGreaterThan(1);
 
-      const left = await poll(() => docketLeftovers(daemon!), (now) => !now.containers.length && !now.volumes.length, 'the reaper to remove the cut-short attempt\'s leftovers', 90_000);
+      // Warm job folders made after dockerd came back are ready for the next job; those it took down with it are leftovers.
+      const left = await poll(() => docketLeftovers(daemon!, 'ignore'), (now) => !now.containers.length && !now.volumes.length, 'the reaper to remove the cut-short attempt\'s leftovers', 90_000);
       expect(left).toEqual({ containers: [], volumes: [] });
       // Something was left, and the reaper of this (live) worker is what removed it.
       expect(lines.filter((line) => line.includes('reaper: removed') && line.includes(job)).length).toBeGreaterThan(0);
+      // A graceful stop removes the warm folders too: nothing at all is left.
+      await system!.close();
+      system = undefined;
+      expect(await docketLeftovers(daemon!)).toEqual({ containers: [], volumes: [] });
     }, 300_000);
   });
 });

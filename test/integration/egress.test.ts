@@ -69,7 +69,8 @@ describe('the egress network', () => {
     const runner = new DockerRunner(docker, blobs, { egressNetwork: network, log });
     const manifest = testManifest({ name: 'hostile-connect', image: IMAGE, protocol: 'stdout', command: ['/hostile', 'connect'], network: 'egress', timeout: '60s' });
     const job = prepareJob(manifest, { job: `egress-${network}`, subject: observableSubject('other', 'x'), tlp: 2, pap: 2, args: [gateway, String(port)] }, blobs);
-    const outcome = await interpret(manifest, await runner.run({ ...job, attempt: 1 }), blobs);
+    // Closing waits for the job's removals, which run after it answers, so no container is left on the network.
+    const outcome = await interpret(manifest, await runner.run({ ...job, attempt: 1 }).finally(() => runner.close()), blobs);
     expect(outcome.status).toBe('success');
     return (await blobs.read(outcome.result!.sha256)).toString().trim();
   }

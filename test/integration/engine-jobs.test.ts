@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { InvestigationInput, type InvestigationReport, MAX_INLINE_ARTIFACTS, MAX_REPORT_BYTES } from '../../core/investigation';
 import { ensureImage, run } from '../../scripts/lib/images';
-import { buildTestImage, docker, leftovers, readVolumeFile } from '../helpers/engines';
+import { buildTestImage, docker, leftovers, leftoversGone, readVolumeFile } from '../helpers/engines';
 import { enginesFolder, fileinfoManifest } from '../helpers/fixtures';
 import { poll, ROOT, startTestSystem, type TestSystem } from '../helpers/system';
 import { WorkflowType } from '../../contract/messages';
@@ -69,7 +69,7 @@ describe('engine jobs on Temporal', () => {
     const report = await investigate(docket, { observables: other('forever'), engines: ['stuck'] });
     expect(report.jobs[0]).toMatchObject({ status: 'timeout', errorMessage: 'engine stuck ran past its timeout of 2s and was killed' });
     expect(await startedAttempt(docket, report.id)).toEqual([2]);
-    expect(await leftovers(report.id)).toEqual({ containers: 0, volumes: 0 });
+    expect(await leftoversGone(() => leftovers(report.id))).toEqual({ containers: 0, volumes: 0 });
   });
 
   it('does not retry a missing image, and says how to build it', async () => {
@@ -201,7 +201,7 @@ describe('a worker killed mid-run', () => {
       expect(report.responses[0]).toMatchObject({ responder: 'blocklist', report: { status: 'success' } });
       const lines = (await readVolumeFile(volume, '/volume/blocklist.txt')).split('\n').filter((line) => line === 'killed-worker.example');
       expect(lines).toHaveLength(1);
-      expect(await leftovers(handle.workflowId)).toEqual({ containers: 0, volumes: 0 });
+      expect(await leftoversGone(() => leftovers(handle.workflowId))).toEqual({ containers: 0, volumes: 0 });
     } finally {
       if (workers?.exitCode === null) process.kill(-workers.pid!, 'SIGTERM');
       await main.close();

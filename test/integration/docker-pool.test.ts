@@ -1,0 +1,232 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Readable } from 'node:stream';
+import {
+  DockerRunner, type DockerStep, HOLDER_IMAGE, JOB_VOLUME_MARGIN, jobVolumeSize, OWNER_ID, OWNER_LABEL, POOL_INPUT_BYTES, POOL_LABEL, pooledFolderSize,
+} from '../../activities/runners/docker';
+import type { BlobStore } from '../../infra/blob-store';
+import type { EngineJob, ReapScope } from '../../infra/engine-runner';
+import { silentLogger } from '../../infra/log';
+import { processAlive } from '../../workers/reaper';
+import { docker, tempBlobStore } from '../helpers/engines';
+
+/**
+ * Warm job folders (DockerRunner's `pool`): a job whose input fits takes a folder whose holder already
+ * runs, gets the same result as in a folder made for it, is reported over its output limit at the
+ * same point, and leaves nothing behind; a dead holder's folder is never handed out.
+ */
+const MiB = 1024 * 1024;
+
+/** A job of the holder image that prints its input file and its job folder's size (blocks × block size). */
+function printJob(job: string, text: string, extra: Partial<EngineJob> = {}): EngineJob {
+  const data = Buffer.from(text);
+  return {
+    engine: 'pool-print', image: HOLDER_IMAGE, job, attempt: 1, entrypoint: ['/bin/sh', '-c'],
+    cmd: ['cat /job/input/data.txt; echo; stat -f -c "size %b %S" /job'], env: {}, mountpoint: '/job',
+    input: [
+      { name: 'input', type: 'directory', mode: 0o755 },
+      { name: 'input/data.txt', type: 'file', mode: 0o444, size: data.length, open: () => Readable.from([data]) },
+    ],
+    network: 'none', timeoutMs: 60_000,
+    limits: { memory: 64 * MiB, cpus: 0.5, pids: 16, output: MiB, tmp: MiB },
+    ...extra,
+  };
+}
+
+/** Records the Docker steps of each job through the runner's timing hook. */
+function stepsOf(runner: DockerRunner): Map<string, Set<DockerStep>> {
+  const steps = new Map<string, Set<DockerStep>>();
+  runner.timing = (step, _ms, job) => {
+    const set = steps.get(job) ?? new Set<DockerStep>();
+    set.add(step);
+    steps.set(job, set);
+  };
+  return steps;
+}
+
+/** Warm folders (holders and volumes) of `owner` on the Docker host, and whether each holder runs. */
+async function poolOf(owner: string): Promise<{ holders: Array<{ id: string; slot: string; running: boolean }>; volumes: string[] }> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [POOL_LABEL, `${OWNER_LABEL}=${owner}`] } });
+  const { Volumes } = await docker.listVolumes({ filters: { label: [POOL_LABEL, `${OWNER_LABEL}=${owner}`] } });
+  return {
+    holders: containers.map((info) => ({ id: info.Id, slot: info.Labels[POOL_LABEL], running: info.State === 'running' })),
+    volumes: (Volumes ?? []).map((volume) => volume.Name),
+  };
+}
+
+/** Everything this process labelled on the Docker host: jobs' containers, holders and volumes, and warm folders. */
+async function ownLeftovers(): Promise<{ containers: number; volumes: number }> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`${OWNER_LABEL}=${OWNER_ID}`] } });
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`${OWNER_LABEL}=${OWNER_ID}`] } });
+  return { containers: containers.length, volumes: (Volumes ?? []).length };
+}
+
+/** Two ready folders of the shape `printJob` uses: one job run cold, then the pool fills. */
+async function warmed(runner: DockerRunner): Promise<void> {
+  await runner.run(printJob(`pool-warm-${randomBytes(4).toString('hex')}`, 'warm'));
+  await runner.settled();
+  const pool = await poolOf(OWNER_ID);
+  expect(pool.holders.filter((holder) => holder.running)).toHaveLength(2);
+}
+
+describe('warm job folders', () => {
+  let blobs: BlobStore;
+  let runner: DockerRunner | undefined;
+  beforeAll(async () => {
+    blobs = await tempBlobStore();
+  });
+  afterEach(async () => {
+    await runner?.close();
+    runner = undefined;
+    // Closing removed every warm folder and waited for every job's removals: nothing of this process is left.
+    expect(await ownLeftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+
+  it('gives a job in a warm folder the same result as in a folder made for it, and takes one for the second job of a shape', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    const steps = stepsOf(runner);
+    const cold = await runner.run(printJob('pool-first', 'the same input'));
+    await runner.settled();
+    const pooled = await runner.run(printJob('pool-second', 'the same input'));
+
+    // The first job of a shape makes its own folder (no folder is made for a shape no job used); the second takes a warm one.
+    expect([...steps.get('pool-first')!]).toEqual(expect.arrayContaining(['pool take', 'volume', 'holder create', 'holder start']));
+    expect([...steps.get('pool-second')!]).toEqual(expect.arrayContaining(['pool take', 'archive in', 'start', 'archive out']));
+    expect([...steps.get('pool-second')!]).not.toEqual(expect.arrayContaining(['volume']));
+    expect([...steps.get('pool-second')!]).not.toEqual(expect.arrayContaining(['holder create']));
+    const [coldText, pooledText] = await Promise.all([cold, pooled].map(async (run) => (await blobs.read(run.stdout.sha256)).toString()));
+    expect(cold).toMatchObject({ exitCode: 0, jobFolderFull: false, truncated: false });
+    expect(pooled).toMatchObject({ exitCode: 0, jobFolderFull: false, truncated: false });
+    expect(coldText.split('\n')[0]).toBe('the same input');
+    expect(pooledText.split('\n')[0]).toBe('the same input');
+    // Each folder's tmpfs cap: the job's own for the cold one, the input allowance's for the warm one.
+    const size = (text: string) => { const [, blocks, block] = /size (\d+) (\d+)/.exec(text)!; return Number(blocks) * Number(block); };
+    const job = printJob('cap', 'the same input');
+    expect(size(coldText)).toBe(jobVolumeSize(job));
+    expect(size(pooledText)).toBe(pooledFolderSize(job));
+    expect(pooledFolderSize(job)).toBe(POOL_INPUT_BYTES + MiB + JOB_VOLUME_MARGIN);
+
+    // The used folder was removed after the job answered, and replaced: two ready, all running, nothing else.
+    await runner.settled();
+    const pool = await poolOf(OWNER_ID);
+    expect(pool.holders).toHaveLength(2);
+    expect(pool.holders.every((holder) => holder.running)).toBe(true);
+    expect(pool.volumes.sort()).toEqual(pool.holders.map((holder) => holder.slot).sort());
+    const jobs = await docker.listContainers({ all: true, filters: { label: ['docket.job=pool-second'] } });
+    expect(jobs).toHaveLength(0);
+  });
+
+  it('never hands out a folder whose holder was killed or does not answer: the job gets a folder of its own and succeeds', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    const steps = stepsOf(runner);
+    await warmed(runner);
+    const [killed, frozen] = (await poolOf(OWNER_ID)).holders;
+    await docker.getContainer(killed.id).kill();
+    await docker.getContainer(frozen.id).pause();
+    try {
+      const run = await runner.run(printJob('pool-dead', 'after the holders died'));
+      expect(run.exitCode).toBe(0);
+      expect((await blobs.read(run.stdout.sha256)).toString()).toContain('after the holders died');
+      // Neither warm folder was used: this job made its own.
+      expect([...steps.get('pool-dead')!]).toEqual(expect.arrayContaining(['pool take', 'volume', 'holder create']));
+    } finally {
+      await docker.getContainer(frozen.id).unpause().catch(() => undefined);
+    }
+    await runner.settled();
+    const pool = await poolOf(OWNER_ID);
+    expect(pool.holders.map((holder) => holder.id)).not.toContain(killed.id);
+    expect(pool.holders.map((holder) => holder.id)).not.toContain(frozen.id);
+    expect(pool.holders.every((holder) => holder.running)).toBe(true);
+  });
+
+  it('reports a job over its output limit in a warm folder as in its own one, though the warm folder has room left', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    await warmed(runner);
+    // Three 800 KiB files: past the job's own cap (input + 1 MiB output + 1 MiB margin), within the warm folder's (+ the 1 MiB allowance).
+    const write = 'for n in 1 2 3; do head -c 819200 /dev/zero > /job/output/$n || echo refused $n; done; stat -f -c "free %f %S" /job';
+    const over = printJob('pool-over', 'x', { cmd: [`mkdir -p /job/output && ${write}`] });
+    over.input.push({ name: 'output', type: 'directory', mode: 0o777 });
+    const overRun = await runner.run(over);
+    const said = (await blobs.read(overRun.stdout.sha256)).toString();
+    expect(said).not.toContain('refused');
+    const [, freeBlocks, block] = /free (\d+) (\d+)/.exec(said)!;
+    expect(Number(freeBlocks) * Number(block)).toBeGreaterThan(0);
+    expect(overRun.jobFolderFull).toBe(true);
+    expect(overRun.truncated).toBe(true);
+
+    // Two such files stay within the job's own cap: not reported.
+    await runner.settled();
+    const within = printJob('pool-within', 'x', { cmd: ['for n in 1 2; do head -c 819200 /dev/zero > /job/output/$n; done'] });
+    within.input.push({ name: 'output', type: 'directory', mode: 0o777 });
+    const withinRun = await runner.run(within);
+    expect(withinRun).toMatchObject({ exitCode: 0, jobFolderFull: false });
+  });
+
+  it('takes the cold path for an input over the allowance', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    const steps = stepsOf(runner);
+    await warmed(runner);
+    const big = printJob('pool-big', 'x'.repeat(POOL_INPUT_BYTES + 1));
+    const run = await runner.run(big);
+    expect(run.exitCode).toBe(0);
+    expect([...steps.get('pool-big')!]).toEqual(expect.arrayContaining(['volume', 'holder create']));
+    expect([...steps.get('pool-big')!]).not.toContain('pool take');
+  });
+
+  it('keeps this live process\'s warm folders from the reaper, and lets it remove a dead owner\'s and this process\'s unheld ones', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    await warmed(runner);
+    const live = await poolOf(OWNER_ID);
+    // A worker that died (its pid is gone) left a warm folder; this process left one it no longer holds.
+    const exited = spawnSync('true');
+    const deadOwner = `${hostname()}:${exited.pid}`;
+    expect(processAlive(exited.pid!)).toBe(false);
+    const dead = await makeFakeSlot(deadOwner);
+    const unheld = await makeFakeSlot(OWNER_ID);
+
+    // The reaper's rule (workers/reaper.ts) for these owners only: other processes share this Docker host.
+    const scope: ReapScope = {
+      log: silentLogger,
+      orphaned(owner, _created, heldHere) {
+        if (owner === OWNER_ID) return heldHere === false;
+        if (owner === deadOwner) return !processAlive(exited.pid!);
+        return false;
+      },
+    };
+    const reaped = await runner.reap(scope);
+
+    expect(reaped.containers.sort()).toEqual([dead.container, unheld.container].sort());
+    expect(reaped.volumes.sort()).toEqual([dead.volume, unheld.volume].sort());
+    const ids = (pool: typeof live) => pool.holders.map((holder) => holder.id).sort();
+    expect(ids(await poolOf(OWNER_ID))).toEqual(ids(live));
+    expect((await poolOf(OWNER_ID)).volumes.sort()).toEqual(live.volumes.sort());
+    expect((await poolOf(deadOwner)).volumes).toEqual([]);
+  });
+
+  it('removes every warm folder and finishes every removal when the runner closes', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    await warmed(runner);
+    // A job answers before its containers and volume are removed; closing waits for those removals too.
+    await runner.run(printJob('pool-closing', 'last job'));
+    await runner.close();
+    expect(await ownLeftovers()).toEqual({ containers: 0, volumes: 0 });
+    // A closed runner still runs jobs, each in a folder of its own, and makes no more warm ones.
+    const after = await runner.run(printJob('pool-after-close', 'still runs'));
+    expect(after.exitCode).toBe(0);
+    await runner.settled();
+    expect(await ownLeftovers()).toEqual({ containers: 0, volumes: 0 });
+  });
+});
+
+/** A stopped holder and its volume, labelled as a warm folder of `owner`. */
+async function makeFakeSlot(owner: string): Promise<{ container: string; volume: string }> {
+  const name = `docket-pool-${randomBytes(6).toString('hex')}`;
+  const labels = { [POOL_LABEL]: name, [OWNER_LABEL]: owner };
+  await docker.createVolume({ Name: name, Labels: labels });
+  const container = await docker.createContainer({
+    Image: HOLDER_IMAGE, Cmd: ['true'], Labels: labels,
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: name, Target: '/job' }] },
+  });
+  return { container: container.id, volume: name };
+}
