@@ -129,6 +129,14 @@ export interface EngineReport {
   artifactsRef?: BlobRef;
   /** Container logs (stdout and stderr) kept when the engine failed. */
   logs?: BlobRef;
+  /**
+   * What the run stored that no field above names: its stdout and stderr, and files of its output
+   * folder the protocol did not take (a failed run's unreadable output.json, a file cut at the output
+   * limit). Named here so that every blob a run stored belongs to a report; retention removes them
+   * with the rest. Past MAX_INLINE_RAW, all of them are in `rawRef` (a JSON list).
+   */
+  raw?: BlobRef[];
+  rawRef?: BlobRef;
   exitCode?: number;
   attempt: number;
 }
@@ -217,6 +225,8 @@ export interface InvestigationReport {
   reportRef?: BlobRef;
 }
 
+/** How many leftover blobs a report names inline (`raw`); more go to `rawRef`. */
+export const MAX_INLINE_RAW = 16;
 /** Artifacts kept inline in one engine report; the rest live in a blob. */
 export const MAX_INLINE_ARTIFACTS = 50;
 /** Past this many bytes a report is stored as a blob and only a trimmed copy travels in history. */

@@ -1,5 +1,5 @@
 import type { EngineManifest } from '../../core/engine-manifest';
-import type { Subject } from '../../core/investigation';
+import { type BlobRef, MAX_INLINE_RAW, type Subject } from '../../core/investigation';
 import { formatBytes } from '../../core/units';
 import type { BlobStore } from '../../infra/blob-store';
 import type { EngineJob, EngineRun } from '../../infra/engine-runner';
@@ -46,6 +46,10 @@ export function prepareJob(manifest: EngineManifest, request: EngineRequest, blo
  * overrun end any engine the same way; the rest is the protocol's to read.
  */
 export async function interpret(manifest: EngineManifest, run: EngineRun, blobs: BlobStore): Promise<Outcome> {
+  return nameTheRest(await read(manifest, run, blobs), run, blobs);
+}
+
+async function read(manifest: EngineManifest, run: EngineRun, blobs: BlobStore): Promise<Outcome> {
   const base = baseOutcome(run);
   if (run.oomKilled) {
     return fail(base, `engine ${manifest.name} was killed: out of memory (limit ${formatBytes(manifest.limits.memory)})`, await logsOf(run, blobs));
@@ -61,6 +65,29 @@ export async function interpret(manifest: EngineManifest, run: EngineRun, blobs:
     };
   }
   return protocol.interpret(manifest, run, blobs);
+}
+
+/**
+ * Names in the outcome every blob the run stored that it does not name already (`raw`): stdout and
+ * stderr, which a failure keeps only combined as `logs`, and output files the protocol did not take.
+ * Without this they belonged to no report. Empty streams are the one empty blob every run shares.
+ */
+async function nameTheRest(outcome: Outcome, run: EngineRun, blobs: BlobStore): Promise<Outcome> {
+  const named = new Set<string>();
+  for (const ref of [outcome.result, outcome.logs, ...outcome.artifacts.map((artifact) => artifact.file)]) if (ref) named.add(ref.sha256);
+  const rest: BlobRef[] = [];
+  const add = (ref: BlobRef) => {
+    if (ref.size === 0 || named.has(ref.sha256)) return;
+    named.add(ref.sha256);
+    rest.push(ref);
+  };
+  add(toRef(run.stdout, 'stdout', 'text/plain'));
+  add(toRef(run.stderr, 'stderr', 'text/plain'));
+  for (const file of run.outputs) add(toRef(file.blob, file.path));
+  if (!rest.length) return outcome;
+  if (rest.length <= MAX_INLINE_RAW) return { ...outcome, raw: rest };
+  const list = await blobs.putBuffer(JSON.stringify(rest));
+  return { ...outcome, raw: rest.slice(0, MAX_INLINE_RAW), rawRef: toRef(list, 'raw.json', 'application/json') };
 }
 
 /** The subject as the engine's input file: the uploaded file's blob, the observable's data, or a TheHive object's JSON. */

@@ -23,7 +23,7 @@ export type InputFile = Omit<InputEntry, 'name'>;
 export type JobLayout = Pick<EngineJob, 'entrypoint' | 'cmd' | 'env' | 'mountpoint' | 'input' | 'outputPath' | 'imageSetup'>;
 
 /** What a protocol reads from a run: the report's fields that depend on the engine's output. */
-export type Outcome = Pick<EngineReport, 'status' | 'result' | 'summary' | 'truncated' | 'errorMessage' | 'taxonomies' | 'artifacts' | 'logs' | 'exitCode'>;
+export type Outcome = Pick<EngineReport, 'status' | 'result' | 'summary' | 'truncated' | 'errorMessage' | 'taxonomies' | 'artifacts' | 'logs' | 'exitCode' | 'raw' | 'rawRef'>;
 
 /**
  * How an engine is handed its input and how its output is read: TheHive's job folder (`cortex`),

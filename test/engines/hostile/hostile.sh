@@ -20,6 +20,7 @@ case "$mode" in
     if touch /tmp/scratch 2>/dev/null; then echo "tmp=writable"; fi
     ;;
   garbage) echo 'this is {not json' > /job/output/output.json ;;
+  noisy) echo 'a line on stdout'; echo 'a line on stderr' >&2; exit 2 ;;
   artifacts)
     # 300 artifacts of about 800 bytes each: more than a workflow report should carry.
     perl -e 'print q|{"success":true,"full":{},"summary":{"taxonomies":[]},"artifacts":[|, join(",", map { q|{"dataType":"note","data":"| . ("$_-" x 200) . q|"}| } 1 .. 300), "]}"' > /job/output/output.json
