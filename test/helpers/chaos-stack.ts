@@ -6,11 +6,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
 import { loadConfig } from '../../core/config';
 import { silentLogger } from '../../infra/log';
@@ -19,6 +19,8 @@ import { freePort, portIsFree } from '../../system/temporal-dev';
 import {
   DEFAULT_SERVER_BIN, MAX_MEMBERSHIP_PORT, prepareNamespace, setupDatabases, startServer, type RunningServer, type ServerSettings,
 } from '../../system/temporal-server';
+import { buildHostileImage, HOSTILE_ENGINES, HOSTILE_IMAGE, writeHostileManifests } from './chaos-hostile';
+import { alive, descendants } from './launcher';
 import { OwnDockerd } from './own-dockerd';
 import { ROOT } from './system';
 import { versitygwBinary } from './versitygw';
@@ -39,29 +41,6 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function childrenOf(parent: number): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) found.push(Number(name));
-    } catch {
-      // Gone while listing.
-    }
-  }
-  return found;
 }
 
 /** A free port below what PostgreSQL's membership table can store, searched a bounded number of times. */
@@ -106,7 +85,7 @@ class Postgres {
   /** The postmaster and every backend at once, as an OOM killer or a power cut would leave it. */
   async kill(): Promise<void> {
     const pid = Number(readFileSync(join(this.data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    const family = [pid, ...childrenOf(pid)];
+    const family = [pid, ...descendants(pid)];
     for (const one of family) {
       try {
         process.kill(one, 'SIGKILL');
@@ -114,7 +93,7 @@ class Postgres {
         // Already gone.
       }
     }
-    await waitUntil(() => !family.some(pidAlive), 'PostgreSQL\'s processes to die', 30_000);
+    await waitUntil(() => !family.some(alive), 'PostgreSQL\'s processes to die', 30_000);
   }
 
   stop(): void {
@@ -227,7 +206,7 @@ export class RoleProcess {
 }
 
 export const CHAOS_ENGINES = ['fileinfo', 'ioc-lookup', 'blocklist'] as const;
-const IMAGES = ['docket/base:bookworm', 'docket/fileinfo:1.0', 'docket/ioc-lookup:1.0', 'docket/blocklist:1.0'];
+const IMAGES = ['docket/base:bookworm', 'docket/fileinfo:1.0', 'docket/ioc-lookup:1.0', 'docket/blocklist:1.0', HOSTILE_IMAGE];
 
 /** Everything the chaos run starts, kills and starts again. */
 export class ChaosStack {
@@ -285,6 +264,7 @@ export class ChaosStack {
     this.bucket = `chaos-${randomBytes(4).toString('hex')}`;
     await this.s3.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
     log('chaos: loading the engine images into the run\'s dockerd');
+    await buildHostileImage();
     await this.dockerd.load(IMAGES);
 
     log('chaos: the Temporal server on PostgreSQL');
@@ -356,6 +336,8 @@ export class ChaosStack {
     this.roles.set('gateway', new RoleProcess('gateway', ['gateway'], env));
     this.roles.set('worker', new RoleProcess('worker', ['worker'], env));
     for (const engine of CHAOS_ENGINES) this.roles.set(`engine:${engine}`, new RoleProcess(`engine:${engine}`, ['engines', engine], env));
+    // The hostile engines (test/helpers/chaos-hostile.ts) share one engine worker process.
+    this.roles.set('engine:hostile', new RoleProcess('engine:hostile', ['engines', HOSTILE_ENGINES.join(',')], env));
     log('chaos: Docket\'s roles (gateway, main worker, one engine worker per engine)');
     // One at a time: each compiles Docket on start, and the machine has few cores.
     for (const role of this.roles.values()) await role.start();
@@ -369,7 +351,14 @@ export class ChaosStack {
       if (name === 'blocklist') manifest = manifest.replace(/name: docket-blocklist\b/, `name: ${this.blocklistVolume}`);
       writeFileSync(join(dir, name, 'engine.yaml'), manifest);
     }
+    writeHostileManifests(dir);
     return dir;
+  }
+
+  /** A client of the run's Temporal server on Docket's namespace, for checks that read every workflow; the caller closes its connection. */
+  async temporalClient(): Promise<Client> {
+    const connection = await Connection.connect({ ...this.target!.connection, connectTimeout: 10_000 });
+    return new Client({ connection, namespace: 'docket' });
   }
 
   async startTemporal(): Promise<void> {

@@ -36,6 +36,10 @@ describe('chaos: each part of the production stack killed with SIGKILL during a 
     expect(figures.jobsCompleted).toBe(figures.jobsAccepted);
   });
 
+  it('reports a blob nothing references as orphaned, and not the blobs of a workflow whose id the client never learned', () => {
+    expect(figures.blobCheckProblems).toEqual([]);
+  });
+
   it('runs each approved blocklist action exactly once, and leaves no container, volume or orphaned blob', () => {
     expect({ duplicates: figures.duplicates, orphans: figures.orphans, containers: figures.leftoverContainers, volumes: figures.leftoverVolumes })
       .toEqual({ duplicates: 0, orphans: 0, containers: 0, volumes: 0 });
