@@ -210,7 +210,10 @@ function markUsed(dir: string): void {
   }
 }
 
-/** Every TypeScript file under `dir`, in a stable order. */
+/**
+ * Every TypeScript file under `dir`, in a stable order. Its own walk rather than workers/workflow-bundle.ts's
+ * (every file): `bin/docket` turns this file into JavaScript alone, unbundled, so it imports nothing of Docket.
+ */
 function sourcesUnder(dir: string): string[] {
   let entries;
   try {
