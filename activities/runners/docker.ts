@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { once } from 'node:events';
-import { PassThrough, type Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import type { EngineManifest } from '../../core/engine-manifest';
@@ -12,45 +12,17 @@ import {
 import { type Logger, silentLogger } from '../../infra/log';
 import { DEFAULT_EGRESS_NETWORK, type EgressNetwork, ensureEgressNetwork } from './docker-egress';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError, isTransientDockerError } from '../errors';
+import {
+  DEFAULT_ENGINE_USER, demux, type FolderShape, Holder, HOLDER_ENGINE_LABEL, HOLDER_IMAGE, HOLDER_LABEL, type HolderStream, holderSpec,
+  JobFolderPool, jobVolumeInodes, jobVolumeSize, pages, POOL_LABEL, pooledShape, type PoolSlot, SPARE_INODES, tmpfsOptions,
+} from './job-folder';
 
-/** The user engines run as when their manifest names none: `nobody`. */
-export const DEFAULT_ENGINE_USER = '65534:65534';
 export const OWNER_LABEL = 'docket.owner';
-/**
- * A holder container (it keeps a job volume mounted) carries its job and engine under labels of its
- * own, so that whatever counts a job's or an engine's containers by `docket.job`/`docket.engine`
- * still counts engine containers only; the reaper looks for both.
- */
-export const HOLDER_LABEL = 'docket.holder';
-export const HOLDER_ENGINE_LABEL = 'docket.holder.engine';
-export const HOLDER_IMAGE = 'docket/base:bookworm';
 const HEARTBEAT_MS = 5_000;
-/** How long the holder may take to tell the job folder's free space (one `stat` in a 0.1-CPU container). */
-const MEASURE_TIMEOUT_MS = 30_000;
-const PAGE = 4096;
-/**
- * Room in the job volume beyond the input and the output limit: tmpfs counts whole pages, so a
- * few hundred small output files take more than their bytes. Past it the engine gets ENOSPC.
- */
-export const JOB_VOLUME_MARGIN = 1024 * 1024;
-/** Inodes beyond the input's and one per page of output: bounds empty files, which take no pages. */
-const SPARE_INODES = 1024;
 
 /** This process's identity on the Docker host, so the reaper can tell live owners from dead ones. */
 export const OWNER_ID = `${hostname()}:${process.pid}`;
 
-/**
- * A warm job folder (a volume and its running holder, made before a job asks for one) carries its own
- * labels, never a job's: `docket.pool` (the slot's name, which is also its volume's) and the owner.
- */
-export const POOL_LABEL = 'docket.pool';
-/**
- * The input a warm job folder takes: up to 1 MiB (whole pages) in up to 64 entries. A larger input
- * gets a folder made for it (the cold path). A warm folder's tmpfs is therefore capped at this
- * allowance plus the output limit plus the margin, whatever the input (`pooledFolderSize`).
- */
-export const POOL_INPUT_BYTES = 1024 * 1024;
-export const POOL_INPUT_ENTRIES = 64;
 /** How long a warm folder's holder has to answer, when its slot is taken, that it still runs. */
 const POOL_PING_MS = 2_000;
 /** How long closing a runner waits for the removals under way. */
@@ -425,18 +397,20 @@ export class DockerRunner implements EngineRunner {
       holder.unref();
       return { name, holder, shape };
     } catch (error) {
-      this.track(this.docker.getVolume(name).remove().then(() => undefined, () => undefined).finally(() => {
-        poolSlots.delete(name);
-        this.removalsEnded += 1;
-      }));
+      this.removingSlot(name, this.docker.getVolume(name).remove().then(() => undefined, () => undefined));
       throw error;
     }
   }
 
   /** Removes a warm job folder no job used (its holder stopped, its shape idle, or the runner closing). */
   private removeSlot(slot: PoolSlot): void {
-    this.track(this.cleanup({ holder: slot.holder, volume: slot.name, spare: { bytes: 0, inodes: 0 } }, undefined).finally(() => {
-      poolSlots.delete(slot.name);
+    this.removingSlot(slot.name, this.cleanup({ holder: slot.holder, volume: slot.name, spare: { bytes: 0, inodes: 0 } }, undefined));
+  }
+
+  /** Tracks the removal of a warm folder no job took; once it ends the folder is no longer this process's, and the reaper may look. */
+  private removingSlot(name: string, removal: Promise<void>): void {
+    this.track(removal.finally(() => {
+      poolSlots.delete(name);
       this.removalsEnded += 1;
     }));
   }
@@ -610,101 +584,6 @@ export class DockerRunner implements EngineRunner {
   }
 }
 
-/** Every input file in whole pages. */
-function inputBytes(job: Pick<EngineJob, 'input'>): number {
-  return job.input.reduce((sum, entry) => sum + (entry.type === 'file' ? pages(entry.size ?? 0) * PAGE : 0), 0);
-}
-
-/** The job volume's size: every input file in whole pages, the output limit and the margin. */
-export function jobVolumeSize(job: Pick<EngineJob, 'input' | 'limits'>): number {
-  return inputBytes(job) + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
-}
-
-/** The job volume's inodes: one per input entry, one per page of output, and the spare ones. */
-function jobVolumeInodes(job: Pick<EngineJob, 'input' | 'limits'>): number {
-  return job.input.length + pages(job.limits.output) + SPARE_INODES;
-}
-
-/**
- * A warm job folder's size: the input allowance (POOL_INPUT_BYTES) in place of the input, the output
- * limit and the margin. The engine may write up to it; past the job's own `jobVolumeSize` the run is
- * reported as over its output limit all the same (`Holder.folderFull`).
- */
-export function pooledFolderSize(job: Pick<EngineJob, 'limits'>): number {
-  return POOL_INPUT_BYTES + pages(job.limits.output) * PAGE + JOB_VOLUME_MARGIN;
-}
-
-/** What shapes a warm job folder, and the key its pool files it under. */
-interface FolderShape {
-  key: string;
-  mountpoint: string;
-  size: number;
-  inodes: number;
-}
-
-/** The warm folder shape a job fits, or undefined when its input is over the allowance. */
-function pooledShape(job: EngineJob): FolderShape | undefined {
-  if (inputBytes(job) > POOL_INPUT_BYTES || job.input.length > POOL_INPUT_ENTRIES) return undefined;
-  const size = pooledFolderSize(job);
-  const inodes = POOL_INPUT_ENTRIES + pages(job.limits.output) + SPARE_INODES;
-  return { key: JSON.stringify([job.mountpoint, size, inodes]), mountpoint: job.mountpoint, size, inodes };
-}
-
-/** A local-driver tmpfs: size and inodes capped, root-owned so only the folders the protocol opens are writable. */
-function tmpfsOptions(size: number, inodes: number): Record<string, string> {
-  return {
-    type: 'tmpfs',
-    device: 'tmpfs',
-    o: `size=${size},nr_inodes=${inodes},uid=0,gid=0,mode=0755,nosuid,nodev`,
-  };
-}
-
-function pages(bytes: number): number {
-  return Math.ceil(bytes / PAGE);
-}
-
-/**
- * What the holder runs: for each line on its stdin, the job folder's free blocks, free inodes and
- * block size on its stdout. Measuring the folder is then a round trip on a connection already open instead of an
- * exec (a process the daemon sets up, about a hundred milliseconds). The holder stops when that
- * connection closes, so a worker that dies takes its holders' mounts down with it; the reaper
- * removes the stopped containers and their volumes.
- */
-const HOLDER_SCRIPT = 'while read -r _; do stat -f -c "%f %d %S" "$0" || echo unreadable; done';
-
-/** A container that holds the job volume and answers how full it is; it runs nothing of the engine's. */
-function holderSpec(image: string, mountpoint: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
-  return {
-    Image: image,
-    Entrypoint: ['/bin/sh', '-c', HOLDER_SCRIPT, mountpoint],
-    Cmd: [],
-    User: DEFAULT_ENGINE_USER,
-    Labels: labels,
-    NetworkDisabled: true,
-    OpenStdin: true,
-    StdinOnce: false,
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: false,
-    HostConfig: {
-      NetworkMode: 'none',
-      ReadonlyRootfs: true,
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      Memory: 32 * 1024 * 1024,
-      MemorySwap: 32 * 1024 * 1024,
-      NanoCpus: 100_000_000,
-      PidsLimit: 8,
-      LogConfig: { Type: 'none', Config: {} },
-      Mounts: [{ Type: 'volume', Source: volumeName, Target: mountpoint }],
-      Privileged: false,
-      AutoRemove: false,
-    },
-  };
-}
-
-type HolderStream = NodeJS.ReadWriteStream & { destroy(): void };
 
 /**
  * The parts of one job, for its removals: its volume (named before it is made; a warm folder's when
@@ -720,195 +599,6 @@ interface JobParts {
   spare: { bytes: number; inodes: number };
 }
 
-/** A running holder and the attached connection through which it measures the job folder. */
-class Holder {
-  private pending = '';
-  private waiting?: { resolve(line: string): void; reject(error: Error): void };
-  private ended = false;
-  /** Told once when the holder stops (its connection closes): the pool drops a ready folder then. */
-  onEnd?: () => void;
-
-  constructor(readonly container: Docker.Container, private readonly stream: HolderStream) {
-    const stdout = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        this.receive(chunk.toString('utf8'));
-        done();
-      },
-    });
-    demux(stream, stdout, new PassThrough().resume())
-      .catch(() => undefined)
-      .finally(() => {
-        this.ended = true;
-        this.waiting?.reject(new DockerUnavailableError('Docker failed while measuring the job folder: the holder\'s connection closed. Is the Docker daemon running (docker info)?'));
-        this.waiting = undefined;
-        this.onEnd?.();
-      });
-  }
-
-  /** Whether the holder has stopped (or its connection closed), which unmounts the job folder. */
-  get stopped(): boolean {
-    return this.ended;
-  }
-
-  /**
-   * Whether the engine used up the job folder's space or inodes: for a folder made for the job, none
-   * left; for a warm folder, no more left than the room it has beyond the job's own cap (`spare`), so
-   * an engine is reported over its output limit at the same point whichever folder it wrote in.
-   */
-  async folderFull(spare: { bytes: number; inodes: number }): Promise<boolean> {
-    const text = await this.ask(MEASURE_TIMEOUT_MS);
-    const [freeBlocks, freeInodes, blockSize] = text.trim().split(/\s+/).map(Number);
-    if (![freeBlocks, freeInodes, blockSize].every(Number.isFinite)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
-    return freeBlocks * blockSize <= spare.bytes || freeInodes <= spare.inodes;
-  }
-
-  /** Whether the holder still runs (and so holds its tmpfs): it answers within `ms`. */
-  async answers(ms: number): Promise<boolean> {
-    if (this.ended) return false;
-    return this.ask(ms).then((text) => /^\d+ \d+ \d+$/.test(text.trim()), () => false);
-  }
-
-  close(): void {
-    this.stream.destroy();
-  }
-
-  /** Lets the process exit while only this holder's connection is open (a ready warm folder). */
-  unref(): void {
-    (this.stream as { unref?: () => void }).unref?.();
-  }
-
-  private ask(ms: number): Promise<string> {
-    if (this.ended) return Promise.reject(new DockerUnavailableError('the job folder holder stopped before the folder was measured'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = undefined;
-        reject(new DockerUnavailableError(`the job folder holder did not measure the folder within ${ms / 1000} s`));
-      }, ms);
-      this.waiting = {
-        resolve: (line) => { clearTimeout(timer); resolve(line); },
-        reject: (error) => { clearTimeout(timer); reject(error); },
-      };
-      this.stream.write('\n');
-    });
-  }
-
-  private receive(text: string): void {
-    // The holder prints one short line per question; anything longer is not an answer.
-    this.pending = (this.pending + text).slice(-1024);
-    const end = this.pending.indexOf('\n');
-    if (end < 0) return;
-    const line = this.pending.slice(0, end);
-    this.pending = this.pending.slice(end + 1);
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.resolve(line);
-  }
-}
-
-/** A warm job folder: its volume (named as the slot) and its running, attached holder. */
-interface PoolSlot {
-  name: string;
-  holder: Holder;
-  shape: FolderShape;
-}
-
-interface JobFolderPoolOptions {
-  /** Folders kept ready (or being made) per shape. */
-  ready: number;
-  /** A shape no job took a folder of for this long loses its ready folders. */
-  idleMs: number;
-  make(shape: FolderShape): Promise<PoolSlot>;
-  discard(slot: PoolSlot): void;
-  track(work: Promise<void>): void;
-  log: Logger;
-}
-
-/**
- * Warm job folders by shape. A folder goes to exactly one job and is never reused: taking one (or
- * finding none) starts making replacements in the background, up to `ready` per shape, and only for
- * shapes a job asked for. A ready folder whose holder stops is dropped at once (the holder's
- * connection closes), and one that does not answer when taken is dropped then.
- */
-class JobFolderPool {
-  private readonly shapes = new Map<string, { ready: PoolSlot[]; making: number; idle?: NodeJS.Timeout }>();
-  private closed = false;
-
-  constructor(private readonly options: JobFolderPoolOptions) {}
-
-  /** A ready folder of `shape` that `alive` confirms, or undefined; either way the shape is filled again. */
-  async take(shape: FolderShape, alive: (slot: PoolSlot) => Promise<boolean>): Promise<PoolSlot | undefined> {
-    if (this.closed) return undefined;
-    const entry = this.touch(shape);
-    try {
-      // Bounded: at most `ready` folders wait per shape, and each is taken out before it is asked.
-      for (let slot = entry.ready.shift(); slot; slot = entry.ready.shift()) {
-        slot.holder.onEnd = undefined;
-        if (await alive(slot)) return slot;
-        this.options.discard(slot);
-      }
-      return undefined;
-    } finally {
-      this.fill(shape);
-    }
-  }
-
-  /** Makes no more folders and removes the ready ones; those being made are removed once made. */
-  close(): void {
-    this.closed = true;
-    for (const key of [...this.shapes.keys()]) this.drop(key);
-  }
-
-  /** The shape's entry, created on first use, with its idle timer started again. */
-  private touch(shape: FolderShape) {
-    let entry = this.shapes.get(shape.key);
-    if (!entry) {
-      entry = { ready: [], making: 0 };
-      this.shapes.set(shape.key, entry);
-    }
-    clearTimeout(entry.idle);
-    entry.idle = setTimeout(() => this.drop(shape.key), this.options.idleMs);
-    entry.idle.unref();
-    return entry;
-  }
-
-  private fill(shape: FolderShape): void {
-    const entry = this.shapes.get(shape.key);
-    if (!entry) return;
-    while (!this.closed && entry.ready.length + entry.making < this.options.ready) {
-      entry.making += 1;
-      this.options.track(this.options.make(shape).then((slot) => {
-        entry.making -= 1;
-        // Made for a shape dropped meanwhile, or for a runner closing, or already stopped: not kept.
-        if (this.closed || this.shapes.get(shape.key) !== entry || slot.holder.stopped) {
-          this.options.discard(slot);
-          return;
-        }
-        slot.holder.onEnd = () => {
-          slot.holder.onEnd = undefined;
-          const at = entry.ready.indexOf(slot);
-          if (at >= 0) entry.ready.splice(at, 1);
-          this.options.discard(slot);
-        };
-        entry.ready.push(slot);
-      }, (error) => {
-        entry.making -= 1;
-        // Not tried again until the next job of the shape: a Docker that is down is not hammered.
-        this.options.log.warn(`docker: cannot make a warm job folder (${shape.mountpoint}, ${shape.size} bytes): ${(error as Error).message}`);
-      }));
-    }
-  }
-
-  private drop(key: string): void {
-    const entry = this.shapes.get(key);
-    if (!entry) return;
-    this.shapes.delete(key);
-    clearTimeout(entry.idle);
-    for (const slot of entry.ready.splice(0)) {
-      slot.holder.onEnd = undefined;
-      this.options.discard(slot);
-    }
-  }
-}
 
 /** `root`, `0`, `root:…` or `0:…`: a user Docket never runs an engine as unless its manifest says so. */
 function isRoot(user: string): boolean {
@@ -991,23 +681,6 @@ export async function packInput(entries: InputEntry[]): Promise<Readable> {
   return pack as unknown as Readable;
 }
 
-/**
- * Splits Docker's multiplexed attach stream (8-byte frame headers) into stdout and stderr, waiting
- * for each sink to drain so a chatty container cannot make the worker buffer without bound.
- */
-export async function demux(stream: NodeJS.ReadableStream, stdout: Writable, stderr: Writable): Promise<void> {
-  let pending: Buffer = Buffer.alloc(0);
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    while (pending.length >= 8) {
-      const length = pending.readUInt32BE(4);
-      if (pending.length < 8 + length) break;
-      const target = pending[0] === 2 ? stderr : stdout;
-      if (!target.write(pending.subarray(8, 8 + length))) await once(target, 'drain');
-      pending = pending.subarray(8 + length);
-    }
-  }
-}
 
 /**
  * `container.wait()`, ended as Docker being unavailable once its answer can no longer come. dockerode's

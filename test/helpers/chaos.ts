@@ -13,7 +13,8 @@ import { DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, Lis
 import { hostileInvestigation, hostileMode, type HostileMode, judgeHostile } from './chaos-hostile';
 import { ChaosStack, sleep } from './chaos-stack';
 import { alive } from './launcher';
-import { OWNER_LABEL, POOL_LABEL } from '../../activities/runners/docker';
+import { OWNER_LABEL } from '../../activities/runners/docker';
+import { POOL_LABEL } from '../../activities/runners/job-folder';
 import { WorkflowType } from '../../contract/messages';
 
 export type Fault = 'gateway' | 'worker' | 'engine:fileinfo' | 'engine:ioc-lookup' | 'engine:blocklist' | 'engine:hostile' | 'temporal' | 'postgres' | 's3' | 'dockerd';

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { BlobStore } from '../../infra/blob-store';
-import { DockerRunner, HOLDER_ENGINE_LABEL, HOLDER_LABEL, HolderImageMissingError, JOB_VOLUME_MARGIN, jobVolumeSize } from '../../activities/runners/docker';
+import { DockerRunner, HolderImageMissingError } from '../../activities/runners/docker';
+import { HOLDER_ENGINE_LABEL, HOLDER_LABEL, JOB_VOLUME_MARGIN, jobVolumeSize } from '../../activities/runners/job-folder';
 import { DockerUnavailableError, EngineTimeoutError, ImageMissingError } from '../../activities/errors';
 import { prepareJob } from '../../activities/protocols';
 import { ensureImage } from '../../scripts/lib/images';

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { InvestigationInput, type InvestigationReport } from '../../core/investigation';
 import { WorkflowType } from '../../contract/messages';
-import { DockerRunner, HOLDER_IMAGE, holdJob, OWNER_ID, OWNER_LABEL, POOL_LABEL } from '../../activities/runners/docker';
+import { DockerRunner, holdJob, OWNER_ID, OWNER_LABEL } from '../../activities/runners/docker';
+import { HOLDER_IMAGE, POOL_LABEL } from '../../activities/runners/job-folder';
 import { DockerUnavailableError } from '../../activities/errors';
 import type { EngineJob } from '../../infra/engine-runner';
 import { createLogger, silentLogger } from '../../infra/log';
