@@ -76,6 +76,7 @@ export async function startSystem(options: SystemOptions): Promise<System> {
   const docker = dockerClient(env);
   const runners = createRunners({
     docker, blobs, log, egressNetwork: config.DOCKET_EGRESS_NETWORK, processRunner: config.DOCKET_PROCESS_RUNNER === 'on',
+    warmFolders: config.DOCKET_WARM_FOLDERS,
   });
   const clientConnection = await Connection.connect({ ...target.connection, interceptors: temporalClientInterceptors() });
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });

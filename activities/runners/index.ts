@@ -15,12 +15,16 @@ export interface RunnerDeps {
   egressNetwork?: string;
   /** DOCKET_PROCESS_RUNNER=on: `runner: process` engines may run unconfined local commands. */
   processRunner: boolean;
+  /** DOCKET_WARM_FOLDERS: warm job folders the Docker runner keeps ready per shape; 0 (or unset) keeps none. */
+  warmFolders?: number;
 }
 
 /** Every runner, by manifest `runner:` value: the one place a new runner is registered. */
 const RUNNERS: Record<EngineManifest['runner'], (deps: RunnerDeps) => EngineRunner> = {
   // Warm job folders take the holder's start off each job's critical path (DockerRunner, `pool`).
-  docker: (deps) => new DockerRunner(deps.docker, deps.blobs, { egressNetwork: deps.egressNetwork, log: deps.log, pool: {} }),
+  docker: (deps) => new DockerRunner(deps.docker, deps.blobs, {
+    egressNetwork: deps.egressNetwork, log: deps.log, pool: deps.warmFolders ? { ready: deps.warmFolders } : undefined,
+  }),
   process: (deps) => new ProcessRunner(deps.blobs, deps.processRunner),
 };
 

@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
-import {
-  DockerRunner, type DockerStep, HOLDER_IMAGE, JOB_VOLUME_MARGIN, jobVolumeSize, OWNER_ID, OWNER_LABEL, POOL_INPUT_BYTES, POOL_LABEL, pooledFolderSize,
-} from '../../activities/runners/docker';
+import { DockerRunner, type DockerStep, OWNER_ID, OWNER_LABEL } from '../../activities/runners/docker';
+import { HOLDER_IMAGE, JOB_VOLUME_MARGIN, jobVolumeSize, POOL_INPUT_BYTES, POOL_LABEL, pooledFolderSize } from '../../activities/runners/job-folder';
+import { createRunners } from '../../activities/runners';
+import { loadConfig } from '../../core/config';
 import type { BlobStore } from '../../infra/blob-store';
 import type { EngineJob, ReapScope } from '../../infra/engine-runner';
 import { silentLogger } from '../../infra/log';
@@ -202,6 +203,29 @@ describe('warm job folders', () => {
     expect(ids(await poolOf(OWNER_ID))).toEqual(ids(live));
     expect((await poolOf(OWNER_ID)).volumes.sort()).toEqual(live.volumes.sort());
     expect((await poolOf(deadOwner)).volumes).toEqual([]);
+  });
+
+  it('keeps as many warm folders per shape as DOCKET_WARM_FOLDERS says, and none at 0', async () => {
+    const built = (value: string) => {
+      const config = loadConfig({ DOCKET_WARM_FOLDERS: value });
+      return createRunners({ docker, blobs, log: silentLogger, processRunner: false, warmFolders: config.DOCKET_WARM_FOLDERS }).find('docker') as DockerRunner;
+    };
+    runner = built('0');
+    const steps = stepsOf(runner);
+    await runner.run(printJob('pool-off-first', 'x'));
+    await runner.settled();
+    await runner.run(printJob('pool-off-second', 'x'));
+    await runner.settled();
+    expect((await poolOf(OWNER_ID)).holders).toEqual([]);
+    expect([...steps.get('pool-off-second')!]).toEqual(expect.arrayContaining(['volume', 'holder create']));
+    expect([...steps.get('pool-off-second')!]).not.toContain('pool take');
+    await runner.close();
+
+    runner = built('3');
+    await runner.run(printJob('pool-three', 'x'));
+    await runner.settled();
+    expect((await poolOf(OWNER_ID)).holders.filter((holder) => holder.running)).toHaveLength(3);
+    for (const refused of ['-1', '17', '1.5', 'two']) expect(() => loadConfig({ DOCKET_WARM_FOLDERS: refused })).toThrow(/DOCKET_WARM_FOLDERS/);
   });
 
   it('removes every warm folder and finishes every removal when the runner closes', async () => {
