@@ -6,7 +6,7 @@
  * restarted when it crashes; the worker and engines roles serve /healthz, /readyz and /metrics on
  * DOCKET_WORKER_PORT and DOCKET_ENGINES_PORT. Ctrl-C stops everything.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { createLogger, type Logger } from '../infra/log';
@@ -17,6 +17,8 @@ import { AWAIT_TEMPORAL_ENV, devServerCommand, findTemporalCli, portIsFree, wait
 import { BASE_IMAGE, buildEngineImages, localImages } from './lib/engine-images';
 
 const ROLES = ['worker', 'engines', 'gateway'];
+/** provision.sh runs still going (the temporal step builds beside the rest): a stop ends them too. */
+const provisioning = new Set<ChildProcess>();
 
 async function main(): Promise<void> {
   process.umask(PRIVATE_UMASK);
@@ -24,9 +26,12 @@ async function main(): Promise<void> {
   const log = createLogger(config.DOCKET_LOG_LEVEL);
   await secureDataDir(config.DOCKET_DATA_DIR, (message) => log.warn(message));
 
-  const provisioning = process.env.DOCKET_SKIP_PROVISION !== '1';
+  const provision = process.env.DOCKET_SKIP_PROVISION !== '1';
   const provisionStarted = Date.now();
-  if (provisioning) await provisionTools(config);
+  // Docker and the base image first (the engine images are built on it); the Temporal CLI, minutes of Go
+  // when cold, builds meanwhile and while the engine images build: only the dev server waits for it.
+  const { cli } = provision ? await provisionTools(config) : { cli: Promise.resolve() };
+  cli.catch(() => undefined);
 
   // Fail now, naming the port, rather than let a child die on it over and over, or talk to a stale server.
   if (!config.TEMPORAL_ADDRESS) {
@@ -59,6 +64,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info(`docket: ${why}, stopping`);
+    for (const child of provisioning) child.kill('SIGTERM');
     await supervisor.stop();
     log.info('docket: stopped');
     process.exit(exitCode);
@@ -69,12 +75,18 @@ async function main(): Promise<void> {
 
   // The engine images are checked (and what changed is built) while the dev server and the other roles
   // start: only the engines role, which runs them, waits for that.
-  const images = provisioning ? engineImages(config, log, provisionStarted) : Promise.resolve();
+  const images = provision ? engineImages(config, log, provisionStarted, cli) : Promise.resolve();
   images.catch((error: Error) => void stop(error.message, 1));
 
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (!config.TEMPORAL_ADDRESS) {
     const logFile = resolve(config.DOCKET_DATA_DIR, 'temporal.log');
+    try {
+      await cli;
+    } catch (error) {
+      await stop((error as Error).message, 1);
+      return;
+    }
     const server = devServerCommand({
       port: config.DOCKET_TEMPORAL_PORT,
       uiPort: config.DOCKET_TEMPORAL_UI_PORT,
@@ -113,27 +125,55 @@ function addRoles(supervisor: Supervisor, env: NodeJS.ProcessEnv, images: Promis
 /**
  * What provision.sh's docker, base and temporal steps make sure of. When Docker answers, the base
  * image is there and the Temporal CLI is found, the script (a shell, a docker CLI call per check) is
- * not run at all.
+ * not run at all. Otherwise the docker and base steps run now, and the temporal step (building the
+ * CLI when it is missing) is started and returned, so that the engine images build beside it.
  */
-async function provisionTools(config: Config): Promise<void> {
-  if (await provisioned(new Docker(), !config.TEMPORAL_ADDRESS)) return;
-  const steps = ['docker', 'base', ...(config.TEMPORAL_ADDRESS ? [] : ['temporal'])];
-  const script = spawnSync('bash', [join(__dirname, 'provision.sh'), ...steps], { stdio: 'inherit' });
-  if (script.status !== 0) throw new Error('provisioning failed (see above); fix it and run npm start again');
+async function provisionTools(config: Config): Promise<{ cli: Promise<void> }> {
+  const docker = new Docker();
+  const needsCli = !config.TEMPORAL_ADDRESS;
+  if (!(await dockerAndBaseReady(docker))) await provisionSteps(['docker', 'base']);
+  // Wrapped: an async function's returned promise would be awaited with it.
+  return { cli: needsCli && !cliFound() ? provisionSteps(['temporal']) : Promise.resolve() };
 }
 
-/** provision.sh's engines step: one list of the local images (scripts/lib/engine-images.ts), and only what changed is built. */
-async function engineImages(config: Config, log: Logger, started: number): Promise<void> {
+/** Runs provision.sh with `steps`, its output on the launcher's; rejects, saying what to do, when it fails. */
+function provisionSteps(steps: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const script = spawn('bash', [join(__dirname, 'provision.sh'), ...steps], { stdio: ['ignore', 'inherit', 'inherit'] });
+    provisioning.add(script);
+    script.on('error', (error) => reject(new Error(`provisioning (${steps.join(' ')}) could not start: ${error.message}`)));
+    script.on('exit', (code, signal) => {
+      provisioning.delete(script);
+      if (code === 0) resolve();
+      else reject(new Error(`provisioning (${steps.join(' ')}) failed (${signal ?? `exit ${code}`}; see above); fix it and run npm start again`));
+    });
+  });
+}
+
+/**
+ * provision.sh's engines step: one list of the local images (scripts/lib/engine-images.ts), and only what
+ * changed is built, while the Temporal CLI (`cli`) may still be building; provisioning is done once both are.
+ */
+async function engineImages(config: Config, log: Logger, started: number, cli: Promise<void>): Promise<void> {
   const failed = await buildEngineImages({ enginesDir: config.DOCKET_ENGINES_DIR, docker: new Docker() });
   if (failed) throw new Error(`provisioning failed: ${failed} engine image(s) did not build (see above); fix them and run npm start again`);
+  await cli;
   log.info(`provision: done in ${((Date.now() - started) / 1000).toFixed(1)}s (docker base${config.TEMPORAL_ADDRESS ? '' : ' temporal'} engines)`);
 }
 
-async function provisioned(docker: Docker, needsTemporalCli: boolean): Promise<boolean> {
+/** Docker answers and holds the base image. */
+async function dockerAndBaseReady(docker: Docker): Promise<boolean> {
   try {
     await docker.ping();
-    if (!(await localImages(docker)).has(BASE_IMAGE)) return false;
-    if (needsTemporalCli) findTemporalCli();
+    return (await localImages(docker)).has(BASE_IMAGE);
+  } catch {
+    return false;
+  }
+}
+
+function cliFound(): boolean {
+  try {
+    findTemporalCli();
     return true;
   } catch {
     return false;
