@@ -36,7 +36,48 @@ function deadlineInterceptor(limitMs: number): Interceptor {
   };
 }
 
-/** The client connection's interceptors: the deadline above, then the SDK's own retries. */
+/** gRPC's CANCELLED: not a code the SDK's retry interceptor retries. */
+const CANCELLED = 1;
+
+/**
+ * The innermost interceptor: a call begun on a connection that is already closed ends as CANCELLED
+ * instead of throwing. The SDK's retry interceptor begins each retry from a timer; one that comes due
+ * after the connection was closed (a process stopping while a call to a restarting server waited to be
+ * retried) threw "Channel has been shut down" from that timer, where nothing can catch it, and took
+ * the process down (or, in the tests, whichever suite was running then).
+ */
+function closedConnectionInterceptor(): Interceptor {
+  return (options, nextCall) => {
+    try {
+      return nextCall(options) as Call;
+    } catch (error) {
+      const message = (error as Error | undefined)?.message ?? '';
+      if (!/channel has been shut down/i.test(message)) throw error;
+      return endedCall(`the connection to Temporal was closed before this call could be made (${message})`);
+    }
+  };
+}
+
+/** A call that ends, once started, with CANCELLED and `details`: what grpc-js's interface asks of a call, and nothing sent. */
+function endedCall(details: string): Call {
+  const call = {
+    start(metadata: { clone(): unknown }, listener?: { onReceiveStatus?(status: unknown): void }) {
+      setImmediate(() => listener?.onReceiveStatus?.({ code: CANCELLED, details, metadata: metadata.clone() }));
+    },
+    sendMessageWithContext(context: { callback?: () => void }) {
+      context.callback?.();
+    },
+    sendMessage() {},
+    startRead() {},
+    halfClose() {},
+    cancelWithStatus() {},
+    getPeer: () => '',
+    getAuthContext: () => null,
+  };
+  return call as unknown as Call;
+}
+
+/** The client connection's interceptors: the deadline above, then the SDK's own retries, each made only while the connection is open. */
 export function temporalClientInterceptors(limitMs = TEMPORAL_CALL_DEADLINE_MS): Interceptor[] {
-  return [deadlineInterceptor(limitMs), makeGrpcRetryInterceptor(defaultGrpcRetryOptions())];
+  return [deadlineInterceptor(limitMs), makeGrpcRetryInterceptor(defaultGrpcRetryOptions()), closedConnectionInterceptor()];
 }
