@@ -111,7 +111,9 @@ export async function waitForTemporal(address: string, exited: () => string | un
     const gone = exited();
     if (gone) throw new Error(`the Temporal dev server ${gone}`);
     try {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      // No retry interceptor: this loop is the retry. The SDK's own backs off up to 5 s between tries,
+      // so a probe could go on waiting seconds after the server answered.
+      const connection = await Connection.connect({ address, connectTimeout: 1000, interceptors: [] });
       try {
         await connection.workflowService.getSystemInfo({});
       } finally {
