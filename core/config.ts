@@ -120,14 +120,14 @@ export const ConfigSchema = z.object({
   /** Cloud accounts compliance bots act in, and their credentials' variable names (README, "Compliance events"). */
   DOCKET_ACCOUNTS_FILE: z.string().default('accounts.yaml'),
   /**
-   * The Docker network `network: egress` engines join: Docket creates it, and keeps it off the Docker host,
-   * unless a network of that name exists that Docket did not create (docs/engines.md, "The egress network").
-   */
-  /**
    * Warm job folders the Docker runner keeps ready per folder shape (a tmpfs volume and its running holder
    * container each; docs/engines.md, "The job folder"): they take the holder's start off each job's path. 0 turns them off.
    */
   DOCKET_WARM_FOLDERS: z.coerce.number().int().min(0).max(16).default(2),
+  /**
+   * The Docker network `network: egress` engines join: Docket creates it, and keeps it off the Docker host,
+   * unless a network of that name exists that Docket did not create (docs/engines.md, "The egress network").
+   */
   DOCKET_EGRESS_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a Docker network name').default('docket-egress'),
   /** Slack (README, "Slack"): the bot token, and the signing secret (HTTP mode) or app token (Socket Mode). */
   SLACK_BOT_TOKEN: z.string().optional(),
