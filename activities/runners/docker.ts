@@ -78,9 +78,10 @@ export interface DockerRunnerOptions {
   timing?: DockerTiming;
   /**
    * Keep warm job folders, so a job whose input fits the allowance (POOL_INPUT_BYTES, POOL_INPUT_ENTRIES)
-   * takes a folder whose holder already runs: up to `ready` (2) per shape (mountpoint, output limit),
-   * made only for a shape a job of this runner used, all of a shape removed after `idleMs` (5 minutes)
-   * without a job. Off unless given; the engine workers' runner has it on (activities/runners/index.ts).
+   * takes a folder whose holder already runs: up to `ready` (2) per shape (mountpoint, output limit)
+   * made ahead, only for a shape a job of this runner used, each emptied and used again after its job,
+   * all of a shape removed after `idleMs` (5 minutes) without a job. Off unless given; the engine
+   * workers' runner has it on (activities/runners/index.ts).
    */
   pool?: { ready?: number; idleMs?: number };
 }
@@ -90,8 +91,10 @@ export type DockerTiming = (step: DockerStep, ms: number, job: string) => void;
 export type DockerStep =
   | 'image' | 'volume' | 'holder create' | 'holder attach' | 'holder start' | 'archive in' | 'create' | 'attach' | 'start' | 'wait'
   | 'inspect' | 'measure folder' | 'archive out' | 'remove container' | 'remove holder' | 'remove volume'
-  /** Taking a warm job folder: asking its holder whether it runs (or finding none ready). */
+  /** Taking a warm job folder: asking its holder whether it runs and is empty (or finding none ready). */
   | 'pool take'
+  /** Emptying a warm job folder after its job, through its holder, so that it can be used again. */
+  | 'clean folder'
   /** The whole job until its result (the steps above overlap); the removals come after it, in the background. */
   | 'job';
 
@@ -302,8 +305,9 @@ export class DockerRunner implements EngineRunner {
    * the input goes in and the output comes out through the holder, by the archive API. A job whose
    * input fits takes a warm folder (volume and running holder made beforehand) when the pool has one.
    * Calls that do not need each other's results go at once (the timing hook's `job` step is the wall
-   * time), and the job's containers and volume are removed after its result is returned, in the
-   * background: the job stays held (`holdJob`) until they are gone, so the reaper never races them.
+   * time), and the job's containers and volume are removed (a warm folder emptied and given back:
+   * `giveBack`) after its result is returned, in the background: the job stays held (`holdJob`) until
+   * its own are gone, so the reaper never races them.
    */
   async run(job: EngineJob): Promise<EngineRun> {
     const imageId = job.imageId ?? await this.timed('image', job.job, () => this.resolveImage(job.image, job.engine));
@@ -321,7 +325,7 @@ export class DockerRunner implements EngineRunner {
     try {
       const slot = await this.takeSlot(job);
       if (slot) {
-        parts.slot = slot.name;
+        parts.slot = slot;
         parts.volume = slot.name;
         parts.holder = slot.holder;
         parts.spare = { bytes: slot.shape.size - jobVolumeSize(job), inodes: slot.shape.inodes - jobVolumeInodes(job) };
@@ -337,7 +341,7 @@ export class DockerRunner implements EngineRunner {
       // The engine's container needs only the volume's name: it is created while the holder starts and the input goes in.
       const ready = await Promise.allSettled([
         this.fillJobFolder(job, volumeName, parts),
-        this.createContainer(job, imageId, volumeName, labels).then((container) => { parts.container = container; }),
+        this.createContainer(job, imageId, volumeName, labels, parts).then((container) => { parts.container = container; }),
       ]);
       for (const settled of ready) if (settled.status === 'rejected') throw settled.reason;
       const { holder, container } = parts as Required<JobParts>;
@@ -363,11 +367,24 @@ export class DockerRunner implements EngineRunner {
       };
     } finally {
       this.timing?.('job', performance.now() - begun, job.job);
-      this.track(this.cleanup(parts, job.job).finally(() => {
-        if (parts.slot) poolSlots.delete(parts.slot);
-        release();
-      }));
+      this.track((parts.slot ? this.giveBack(parts.slot, parts, job.job) : this.cleanup(parts, job.job)).finally(release));
     }
+  }
+
+  /**
+   * After a job in a warm folder: once its engine container is removed (no process of the engine is
+   * left to write in the folder), the holder empties the folder, and the pool takes it back when it
+   * is as it was made (`Holder.clean`). It is removed instead when the container could not be removed,
+   * when the engine ran as root (the owner of the folder's root, which may have left on it what
+   * emptying does not undo), or when it did not come back empty.
+   */
+  private async giveBack(slot: PoolSlot, parts: JobParts, job: string): Promise<void> {
+    const removed = await (parts.removing ?? (parts.container ? this.removeContainer(parts.container, 'remove container', job) : true));
+    const asRoot = parts.user !== undefined && isRoot(parts.user);
+    const clean = removed && !asRoot && !slot.holder.stopped
+      && await this.timed('clean folder', job, () => slot.holder.clean(slot.fresh)).catch(() => false);
+    if (clean && this.pool) this.pool.give(slot);
+    else this.removeSlot(slot);
   }
 
   /**
@@ -379,25 +396,30 @@ export class DockerRunner implements EngineRunner {
     const shape = pooledShape(job);
     if (!this.pool || !shape) return undefined;
     const pool = this.pool;
-    return this.timed('pool take', job.job, () => pool.take(shape, (slot) => slot.holder.answers(POOL_PING_MS)));
+    // A folder is handed out only if its holder answers, and answers that the folder is as empty as when made.
+    return this.timed('pool take', job.job, () => pool.take(shape, (slot) => slot.holder.figures(POOL_PING_MS).then((figures) => figures === slot.fresh, () => false)));
   }
 
-  /** Makes one warm job folder of `shape`: its volume, then its holder, running and attached. */
+  /**
+   * Makes one warm job folder of `shape`: its volume, then its holder (one that can empty the folder),
+   * running and attached, and what the holder says of the empty folder (`fresh`).
+   */
   private async makeSlot(shape: FolderShape): Promise<PoolSlot> {
     const name = `docket-pool-${randomBytes(6).toString('hex')}`;
     const labels = { [POOL_LABEL]: name, [OWNER_LABEL]: OWNER_ID };
     poolSlots.add(name);
+    let holder: Holder | undefined;
     try {
       await call(
         () => this.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: tmpfsOptions(shape.size, shape.inodes), Labels: labels }),
         'creating a warm job volume',
       );
-      const holder = await this.startHolder(shape.mountpoint, name, labels, undefined, 'the warm job folders');
+      holder = await this.startHolder(shape.mountpoint, name, labels, undefined, 'the warm job folders', true);
       // A ready folder must not keep a process alive that has nothing else to do; a job's own calls keep it alive while it runs.
       holder.unref();
-      return { name, holder, shape };
+      return { name, holder, shape, fresh: await holder.figures() };
     } catch (error) {
-      this.removingSlot(name, this.docker.getVolume(name).remove().then(() => undefined, () => undefined));
+      this.removingSlot(name, this.cleanup({ holder, volume: name, spare: { bytes: 0, inodes: 0 } }, undefined));
       throw error;
     }
   }
@@ -430,9 +452,11 @@ export class DockerRunner implements EngineRunner {
       .finally(() => archive.destroy());
   }
 
-  private async createContainer(job: EngineJob, imageId: string, volumeName: string, labels: Record<string, string>): Promise<Docker.Container> {
+  /** Creates the engine's container; the user it runs as goes in `parts` first. */
+  private async createContainer(job: EngineJob, imageId: string, volumeName: string, labels: Record<string, string>, parts: JobParts): Promise<Docker.Container> {
     const network = job.network === 'egress' ? (await this.ensureEgress()).name : 'none';
     const user = await this.userFor(job, imageId);
+    parts.user = user;
     return this.timed('create', job.job, () => call(
       async () => this.docker.createContainer(containerSpec(job, imageId, volumeName, labels, network, user)),
       `creating the ${job.engine} container`,
@@ -458,12 +482,13 @@ export class DockerRunner implements EngineRunner {
   /**
    * Creates the holder, attaches to its stdin and stdout (the way the folder is measured: see
    * holderSpec) and starts it. `job` names the job for the timing hook (none for a warm folder);
-   * `engine` says whose folder it holds (`engine <name>`, `the warm job folders`) if its image is missing.
+   * `engine` says whose folder it holds (`engine <name>`, `the warm job folders`) if its image is missing;
+   * a holder that `cleans` can empty its folder (a warm folder's).
    */
-  private async startHolder(mountpoint: string, volumeName: string, labels: Record<string, string>, job: string | undefined, engine: string): Promise<Holder> {
+  private async startHolder(mountpoint: string, volumeName: string, labels: Record<string, string>, job: string | undefined, engine: string, cleans = false): Promise<Holder> {
     let container: Docker.Container;
     try {
-      container = await this.timed('holder create', job, () => this.docker.createContainer(holderSpec(this.holderImage, mountpoint, volumeName, labels)));
+      container = await this.timed('holder create', job, () => this.docker.createContainer(holderSpec(this.holderImage, mountpoint, volumeName, labels, cleans)));
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) throw new HolderImageMissingError(this.holderImage, engine);
       throw wrapDockerError(error, 'creating the job folder holder');
@@ -565,9 +590,9 @@ export class DockerRunner implements EngineRunner {
     return { outputs: collected.outputs, truncated: collected.truncated };
   }
 
-  /** Removes a container; a failure leaves it to the reaper. */
-  private removeContainer(container: Docker.Container, step: DockerStep, job: string | undefined): Promise<void> {
-    return this.timed(step, job, () => container.remove({ force: true, v: true }).then(() => undefined, () => undefined));
+  /** Removes a container, telling whether it is gone; a failure leaves it to the reaper. */
+  private removeContainer(container: Docker.Container, step: DockerStep, job: string | undefined): Promise<boolean> {
+    return this.timed(step, job, () => container.remove({ force: true, v: true }).then(() => true, () => false));
   }
 
   /**
@@ -587,15 +612,16 @@ export class DockerRunner implements EngineRunner {
 
 /**
  * The parts of one job, for its removals: its volume (named before it is made; a warm folder's when
- * `slot`), holder and container, the engine container's removal once it began, and the room a warm
- * folder has beyond the job's own cap (none for a folder made for the job).
+ * `slot`), holder and container, the user the engine runs as, the engine container's removal once it
+ * began, and the room a warm folder has beyond the job's own cap (none for a folder made for the job).
  */
 interface JobParts {
   volume?: string;
-  slot?: string;
+  slot?: PoolSlot;
   holder?: Holder;
   container?: Docker.Container;
-  removing?: Promise<void>;
+  user?: string;
+  removing?: Promise<boolean>;
   spare: { bytes: number; inodes: number };
 }
 

@@ -2,7 +2,8 @@
  * A job folder: a local-driver tmpfs volume capped at the job's input plus its output limit, and the
  * holder container that keeps it mounted while the job's input goes in, the engine runs and the output
  * comes out (a tmpfs volume loses its content when the last container using it stops). Also the warm
- * folders the Docker runner keeps ready (`JobFolderPool`): made before a job asks, each used once.
+ * folders the Docker runner keeps ready (`JobFolderPool`): made before a job asks, each used by one
+ * job at a time, and used again once its holder emptied it and showed it as empty as when it was made.
  * The Docker calls that make and remove folders are the runner's (docker.ts); this module holds what
  * a folder is: its size, its holder's spec and conversation, and the pool's bookkeeping.
  */
@@ -24,7 +25,7 @@ export const DEFAULT_ENGINE_USER = '65534:65534';
 export const HOLDER_LABEL = 'docket.holder';
 export const HOLDER_ENGINE_LABEL = 'docket.holder.engine';
 export const HOLDER_IMAGE = 'docket/base:bookworm';
-/** How long the holder may take to tell the job folder's free space (one `stat` in a 0.1-CPU container). */
+/** How long the holder may take to tell the job folder's free space (one `stat` in a 0.1-CPU container), or to empty it. */
 const MEASURE_TIMEOUT_MS = 30_000;
 const PAGE = 4096;
 /**
@@ -104,19 +105,34 @@ export function pages(bytes: number): number {
 /**
  * What the holder runs: for each line on its stdin, the job folder's free blocks, free inodes and
  * block size on its stdout. Measuring the folder is then a round trip on a connection already open instead of an
- * exec (a process the daemon sets up, about a hundred milliseconds). The holder stops when that
+ * exec (a process the daemon sets up, about a hundred milliseconds). The line `clean` first empties the
+ * folder (whoever owns what is in it: see holderSpec's `cleans`) and gives its root back its mode, then
+ * answers `clean`, the same three figures and the root's mode. The holder stops when that
  * connection closes, so a worker that dies takes its holders' mounts down with it; the reaper
  * removes the stopped containers and their volumes.
  */
-const HOLDER_SCRIPT = 'while read -r _; do stat -f -c "%f %d %S" "$0" || echo unreadable; done';
+const HOLDER_SCRIPT = [
+  'while read -r line; do',
+  'if [ "$line" = clean ]; then',
+  'find "$0" -mindepth 1 -delete 2>/dev/null; chmod 0755 "$0";',
+  'echo "clean $(stat -f -c "%f %d %S" "$0") $(stat -c %a "$0")";',
+  'else stat -f -c "%f %d %S" "$0" || echo unreadable; fi;',
+  'done',
+].join(' ');
 
-/** A container that holds the job volume and answers how full it is; it runs nothing of the engine's. */
-export function holderSpec(image: string, mountpoint: string, volumeName: string, labels: Record<string, string>): Docker.ContainerCreateOptions {
+/**
+ * A container that holds the job volume and answers how full it is; it runs nothing of the engine's.
+ * A holder that `cleans` (a warm folder's, used again after its job) runs as root with two of the
+ * capabilities Docker gives every root container by default, DAC_OVERRIDE and FOWNER, so that it can
+ * remove whatever an engine left, whichever user the engine ran as and whatever modes it set; any
+ * other holder runs as `nobody` with none.
+ */
+export function holderSpec(image: string, mountpoint: string, volumeName: string, labels: Record<string, string>, cleans = false): Docker.ContainerCreateOptions {
   return {
     Image: image,
     Entrypoint: ['/bin/sh', '-c', HOLDER_SCRIPT, mountpoint],
     Cmd: [],
-    User: DEFAULT_ENGINE_USER,
+    User: cleans ? '0:0' : DEFAULT_ENGINE_USER,
     Labels: labels,
     NetworkDisabled: true,
     OpenStdin: true,
@@ -129,6 +145,7 @@ export function holderSpec(image: string, mountpoint: string, volumeName: string
       NetworkMode: 'none',
       ReadonlyRootfs: true,
       CapDrop: ['ALL'],
+      ...(cleans ? { CapAdd: ['DAC_OVERRIDE', 'FOWNER'] } : {}),
       SecurityOpt: ['no-new-privileges'],
       Memory: 32 * 1024 * 1024,
       MemorySwap: 32 * 1024 * 1024,
@@ -186,10 +203,20 @@ export class Holder {
     return freeBlocks * blockSize <= spare.bytes || freeInodes <= spare.inodes;
   }
 
-  /** Whether the holder still runs (and so holds its tmpfs): it answers within `ms`. */
-  async answers(ms: number): Promise<boolean> {
-    if (this.ended) return false;
-    return this.ask(ms).then((text) => /^\d+ \d+ \d+$/.test(text.trim()), () => false);
+  /** The folder's free blocks, free inodes and block size, as the holder prints them, within `ms`. */
+  async figures(ms = MEASURE_TIMEOUT_MS): Promise<string> {
+    const text = (await this.ask(ms)).trim();
+    if (!/^\d+ \d+ \d+$/.test(text)) throw new Error(`cannot read the job folder's free space from ${JSON.stringify(text)}`);
+    return text;
+  }
+
+  /**
+   * Empties the folder and gives its root back mode 0755, then tells whether it is as it was made:
+   * `fresh` is what `figures` answered then. A tmpfs gets every block and inode back only when
+   * nothing is left in it, so anything the holder could not remove shows in the figures.
+   */
+  async clean(fresh: string): Promise<boolean> {
+    return (await this.ask(MEASURE_TIMEOUT_MS, 'clean')).trim() === `clean ${fresh} 755`;
   }
 
   close(): void {
@@ -201,7 +228,7 @@ export class Holder {
     (this.stream as { unref?: () => void }).unref?.();
   }
 
-  private ask(ms: number): Promise<string> {
+  private ask(ms: number, line = ''): Promise<string> {
     if (this.ended) return Promise.reject(new DockerUnavailableError('the job folder holder stopped before the folder was measured'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -212,7 +239,7 @@ export class Holder {
         resolve: (line) => { clearTimeout(timer); resolve(line); },
         reject: (error) => { clearTimeout(timer); reject(error); },
       };
-      this.stream.write('\n');
+      this.stream.write(`${line}\n`);
     });
   }
 
@@ -229,12 +256,23 @@ export class Holder {
   }
 }
 
-/** A warm job folder: its volume (named as the slot) and its running, attached holder. */
+/**
+ * A warm job folder: its volume (named as the slot), its running, attached holder, and the figures
+ * the holder gave when the folder was new and empty (`fresh`), against which it is checked each time
+ * it is emptied and taken.
+ */
 export interface PoolSlot {
   name: string;
   holder: Holder;
   shape: FolderShape;
+  fresh: string;
 }
+
+/**
+ * Ready warm folders a shape keeps at most: a folder comes back to its pool after its job, so a shape
+ * holds about as many as its jobs run at once plus the ready ones; past this many the folder is removed.
+ */
+export const POOL_MAX_READY = 16;
 
 export interface JobFolderPoolOptions {
   /** Folders kept ready (or being made) per shape. */
@@ -248,10 +286,11 @@ export interface JobFolderPoolOptions {
 }
 
 /**
- * Warm job folders by shape. A folder goes to exactly one job and is never reused: taking one (or
- * finding none) starts making replacements in the background, up to `ready` per shape, and only for
- * shapes a job asked for. A ready folder whose holder stops is dropped at once (the holder's
- * connection closes), and one that does not answer when taken is dropped then.
+ * Warm job folders by shape. A folder goes to one job at a time: taking one (or finding none) starts
+ * making new ones in the background, up to `ready` per shape counting those being made, and only for
+ * shapes a job asked for; a folder its job is done with comes back (`give`) once the runner emptied
+ * it. A ready folder whose holder stops is dropped at once (the holder's connection closes), and one
+ * that does not answer when taken, or answers that it is not empty, is dropped then.
  */
 export class JobFolderPool {
   private readonly shapes = new Map<string, { ready: PoolSlot[]; making: number; idle?: NodeJS.Timeout }>();
@@ -274,6 +313,19 @@ export class JobFolderPool {
     } finally {
       this.fill(shape);
     }
+  }
+
+  /**
+   * Takes back a folder a job used, emptied since: ready again unless its shape was dropped meanwhile
+   * (idle, or the pool closed), its holder stopped, or the shape already has POOL_MAX_READY ready.
+   */
+  give(slot: PoolSlot): void {
+    const entry = this.shapes.get(slot.shape.key);
+    if (this.closed || !entry || slot.holder.stopped || entry.ready.length >= POOL_MAX_READY) {
+      this.options.discard(slot);
+      return;
+    }
+    this.keep(entry, slot);
   }
 
   /** Makes no more folders and removes the ready ones; those being made are removed once made. */
@@ -307,19 +359,24 @@ export class JobFolderPool {
           this.options.discard(slot);
           return;
         }
-        slot.holder.onEnd = () => {
-          slot.holder.onEnd = undefined;
-          const at = entry.ready.indexOf(slot);
-          if (at >= 0) entry.ready.splice(at, 1);
-          this.options.discard(slot);
-        };
-        entry.ready.push(slot);
+        this.keep(entry, slot);
       }, (error) => {
         entry.making -= 1;
         // Not tried again until the next job of the shape: a Docker that is down is not hammered.
         this.options.log.warn(`docker: cannot make a warm job folder (${shape.mountpoint}, ${shape.size} bytes): ${(error as Error).message}`);
       }));
     }
+  }
+
+  /** Puts a folder among its shape's ready ones, dropped from them as soon as its holder stops. */
+  private keep(entry: { ready: PoolSlot[] }, slot: PoolSlot): void {
+    slot.holder.onEnd = () => {
+      slot.holder.onEnd = undefined;
+      const at = entry.ready.indexOf(slot);
+      if (at >= 0) entry.ready.splice(at, 1);
+      this.options.discard(slot);
+    };
+    entry.ready.push(slot);
   }
 
   private drop(key: string): void {

@@ -108,10 +108,11 @@ describe('warm job folders', () => {
     expect(size(pooledText)).toBe(pooledFolderSize(job));
     expect(pooledFolderSize(job)).toBe(POOL_INPUT_BYTES + MiB + JOB_VOLUME_MARGIN);
 
-    // The used folder was removed after the job answered, and replaced: two ready, all running, nothing else.
+    // The used folder was emptied after the job answered and came back beside the two made meanwhile: three ready, all running, nothing else.
     await runner.settled();
+    expect([...steps.get('pool-second')!]).toContain('clean folder');
     const pool = await poolOf(OWNER_ID);
-    expect(pool.holders).toHaveLength(2);
+    expect(pool.holders).toHaveLength(3);
     expect(pool.holders.every((holder) => holder.running)).toBe(true);
     expect(pool.volumes.sort()).toEqual(pool.holders.map((holder) => holder.slot).sort());
     const jobs = await docker.listContainers({ all: true, filters: { label: ['docket.job=pool-second'] } });
@@ -162,6 +163,75 @@ describe('warm job folders', () => {
     within.input.push({ name: 'output', type: 'directory', mode: 0o777 });
     const withinRun = await runner.run(within);
     expect(withinRun).toMatchObject({ exitCode: 0, jobFolderFull: false });
+  });
+
+  it('empties a used folder of whatever its engine left, however it set it, and gives the next jobs the folder as it was made', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
+    const steps = stepsOf(runner);
+    await runner.run(printJob('pool-reuse-first', 'x'));
+    await runner.settled();
+    const [made] = (await poolOf(OWNER_ID)).holders;
+    // An engine of another user leaves a folder it locked, a sticky folder, hidden files, a symlink, a fifo and a file filling pages.
+    const mess = [
+      'mkdir -p /job/output/locked/deeper && echo secret > /job/output/locked/deeper/file && chmod 000 /job/output/locked/deeper /job/output/locked',
+      'mkdir /job/output/sticky && chmod 1777 /job/output/sticky && echo hidden > /job/output/sticky/.hidden && echo dot > /job/output/.dot',
+      'ln -s / /job/output/root && mkfifo /job/output/fifo && head -c 300000 /dev/zero > /job/output/pages && ls -A /job/output | wc -l',
+    ].join(' && ');
+    const messy = printJob('pool-reuse-messy', 'x', { cmd: [mess], user: '4321:4321' });
+    messy.input.push({ name: 'output', type: 'directory', mode: 0o777 });
+    const messyRun = await runner.run(messy);
+    expect((await blobs.read(messyRun.stdout.sha256)).toString().trim().split('\n').at(-1)).toBe('6');
+    expect([...steps.get('pool-reuse-messy')!]).not.toContain('volume');
+    await runner.settled();
+    // The folder it used came back (its holder still runs, nothing was removed) beside the one made when it was taken.
+    const after = (await poolOf(OWNER_ID)).holders;
+    expect(after.map((holder) => holder.id)).toContain(made.id);
+    expect(after).toHaveLength(2);
+    expect(after.every((holder) => holder.running)).toBe(true);
+
+    // Two jobs at once take both ready folders, the used one among them: each sees its own input only, in a root of mode 755.
+    const look = ['pool-reuse-a', 'pool-reuse-b'].map((name) => printJob(name, name, { cmd: ['find /job -mindepth 1 | sort; stat -c "mode %a %u" /job; stat -f -c "used %b %f" /job'] }));
+    const runs = await Promise.all(look.map((job) => runner!.run(job)));
+    for (const [index, run] of runs.entries()) {
+      const said = (await blobs.read(run.stdout.sha256)).toString().trim().split('\n');
+      expect(said.slice(0, 3)).toEqual(['/job/input', '/job/input/data.txt', 'mode 755 0']);
+      // Of the folder's pages only the input's one is taken.
+      const [, blocks, free] = /used (\d+) (\d+)/.exec(said[3])!;
+      expect(Number(blocks) - Number(free)).toBe(1);
+      expect([...steps.get(look[index].job)!]).not.toContain('volume');
+    }
+  });
+
+  it('removes a used folder instead of giving it back when its engine ran as root, or when it did not come back empty', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
+    await runner.run(printJob('pool-root-first', 'x'));
+    await runner.settled();
+    // An engine run as root owns the folder's root: its folder is not used again.
+    const [rootFolder] = (await poolOf(OWNER_ID)).holders;
+    await runner.run(printJob('pool-root', 'x', { cmd: ['touch /job/mine'], user: '0:0' }));
+    await runner.settled();
+    expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).not.toContain(rootFolder.id);
+
+    // Another container holds a file of the folder open while the job runs: emptying cannot give its pages back.
+    const [held] = (await poolOf(OWNER_ID)).holders;
+    const waiting = printJob('pool-held', 'x', { cmd: ['while [ ! -e /job/output/go ]; do sleep 0.1; done'] });
+    waiting.input.push({ name: 'output', type: 'directory', mode: 0o777 });
+    const running = runner.run(waiting);
+    let other: Awaited<ReturnType<typeof docker.createContainer>> | undefined;
+    try {
+      other = await docker.createContainer({
+        Image: HOLDER_IMAGE, Entrypoint: ['/bin/sh', '-c', 'head -c 65536 /dev/zero > /job/held && exec 3</job/held && touch /job/output/go && sleep 300'],
+        HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: held.slot, Target: '/job' }] },
+      });
+      await other.start();
+      expect((await running).exitCode).toBe(0);
+      await runner.settled();
+      expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).not.toContain(held.id);
+    } finally {
+      await other?.remove({ force: true });
+      // Its volume was still in use when the runner tried to remove it: the reaper's, here the test's.
+      await docker.getVolume(held.slot).remove().catch(() => undefined);
+    }
   });
 
   it('takes the cold path for an input over the allowance', async () => {
