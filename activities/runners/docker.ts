@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import type Docker from 'dockerode';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import type { EngineManifest } from '../../core/engine-manifest';
@@ -93,6 +94,8 @@ export type DockerStep =
   | 'inspect' | 'measure folder' | 'archive out' | 'remove container' | 'remove holder' | 'remove volume'
   /** Taking a warm job folder: asking its holder whether it runs and is empty (or finding none ready). */
   | 'pool take'
+  /** Putting the input in a warm job folder through its holder's stdin (the archive API's `archive in` otherwise). */
+  | 'put input'
   /** Emptying a warm job folder after its job, through its holder, so that it can be used again. */
   | 'clean folder'
   /** The whole job until its result (the steps above overlap); the removals come after it, in the background. */
@@ -437,8 +440,18 @@ export class DockerRunner implements EngineRunner {
     }));
   }
 
-  /** Starts the holder unless the job took a warm one (noted in `parts` at once, for the removals) and puts the job's input in through it. */
+  /**
+   * Starts the holder unless the job took a warm one (noted in `parts` at once, for the removals) and
+   * puts the job's input in through it: a warm folder's holder unpacks it from its stdin (the input is
+   * within the 1 MiB allowance), any other takes it by the archive API.
+   */
   private async fillJobFolder(job: EngineJob, volumeName: string, parts: JobParts): Promise<void> {
+    if (parts.slot) {
+      const holder = parts.slot.holder;
+      const archive = await buffer(await packInput(job.input));
+      await this.timed('put input', job.job, () => holder.put(archive));
+      return;
+    }
     parts.holder ??= await this.startHolder(job.mountpoint, volumeName, {
       [HOLDER_LABEL]: job.job,
       [HOLDER_ENGINE_LABEL]: job.engine,

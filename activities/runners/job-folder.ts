@@ -107,17 +107,19 @@ export function pages(bytes: number): number {
  * block size on its stdout. Measuring the folder is then a round trip on a connection already open instead of an
  * exec (a process the daemon sets up, about a hundred milliseconds). The line `clean` first empties the
  * folder (whoever owns what is in it: see holderSpec's `cleans`) and gives its root back its mode, then
- * answers `clean`, the same three figures and the root's mode. The holder stops when that
+ * answers `clean`, the same three figures and the root's mode. The line `put <n>` is followed by an
+ * archive of n bytes, which the holder unpacks into the folder (keeping its owners and modes when it
+ * runs as root), then answers `put` and tar's exit status. The holder stops when that
  * connection closes, so a worker that dies takes its holders' mounts down with it; the reaper
  * removes the stopped containers and their volumes.
  */
 const HOLDER_SCRIPT = [
-  'while read -r line; do',
-  'if [ "$line" = clean ]; then',
-  'find "$0" -mindepth 1 -delete 2>/dev/null; chmod 0755 "$0";',
-  'echo "clean $(stat -f -c "%f %d %S" "$0") $(stat -c %a "$0")";',
-  'else stat -f -c "%f %d %S" "$0" || echo unreadable; fi;',
-  'done',
+  'while read -r line; do case "$line" in',
+  'clean) find "$0" -mindepth 1 -delete 2>/dev/null; chmod 0755 "$0";',
+  'echo "clean $(stat -f -c "%f %d %S" "$0") $(stat -c %a "$0")";;',
+  '"put "*) head -c "${line#put }" | tar -x -f - -C "$0" 2>/dev/null; echo "put $?";;',
+  '*) stat -f -c "%f %d %S" "$0" || echo unreadable;;',
+  'esac; done',
 ].join(' ');
 
 /**
@@ -219,6 +221,16 @@ export class Holder {
     return (await this.ask(MEASURE_TIMEOUT_MS, 'clean')).trim() === `clean ${fresh} 755`;
   }
 
+  /**
+   * Unpacks a tar archive into the folder through the holder's stdin: the job's input, for a holder
+   * that runs as root (a warm folder's, see holderSpec), so that what it unpacks keeps the archive's
+   * owner (root) and modes. A round trip on the open connection instead of the archive API's.
+   */
+  async put(archive: Buffer): Promise<void> {
+    const answer = (await this.ask(MEASURE_TIMEOUT_MS, `put ${archive.length}`, archive)).trim();
+    if (answer !== 'put 0') throw new Error(`the job folder's holder could not unpack the input (${answer.startsWith('put ') ? `tar exited with ${answer.slice(4)}` : JSON.stringify(answer)})`);
+  }
+
   close(): void {
     this.stream.destroy();
   }
@@ -228,7 +240,7 @@ export class Holder {
     (this.stream as { unref?: () => void }).unref?.();
   }
 
-  private ask(ms: number, line = ''): Promise<string> {
+  private ask(ms: number, line = '', payload?: Buffer): Promise<string> {
     if (this.ended) return Promise.reject(new DockerUnavailableError('the job folder holder stopped before the folder was measured'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -240,6 +252,7 @@ export class Holder {
         reject: (error) => { clearTimeout(timer); reject(error); },
       };
       this.stream.write(`${line}\n`);
+      if (payload) this.stream.write(payload);
     });
   }
 

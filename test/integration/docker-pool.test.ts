@@ -93,7 +93,8 @@ describe('warm job folders', () => {
 
     // The first job of a shape makes its own folder (no folder is made for a shape no job used); the second takes a warm one.
     expect([...steps.get('pool-first')!]).toEqual(expect.arrayContaining(['pool take', 'volume', 'holder create', 'holder start']));
-    expect([...steps.get('pool-second')!]).toEqual(expect.arrayContaining(['pool take', 'archive in', 'start', 'archive out']));
+    expect([...steps.get('pool-second')!]).toEqual(expect.arrayContaining(['pool take', 'put input', 'start', 'archive out']));
+    expect([...steps.get('pool-second')!]).not.toContain('archive in');
     expect([...steps.get('pool-second')!]).not.toEqual(expect.arrayContaining(['volume']));
     expect([...steps.get('pool-second')!]).not.toEqual(expect.arrayContaining(['holder create']));
     const [coldText, pooledText] = await Promise.all([cold, pooled].map(async (run) => (await blobs.read(run.stdout.sha256)).toString()));
@@ -189,12 +190,16 @@ describe('warm job folders', () => {
     expect(after).toHaveLength(2);
     expect(after.every((holder) => holder.running)).toBe(true);
 
-    // Two jobs at once take both ready folders, the used one among them: each sees its own input only, in a root of mode 755.
-    const look = ['pool-reuse-a', 'pool-reuse-b'].map((name) => printJob(name, name, { cmd: ['find /job -mindepth 1 | sort; stat -c "mode %a %u" /job; stat -f -c "used %b %f" /job'] }));
+    // Two jobs at once take both ready folders, the used one among them: each sees its own input only, in a root of mode 755,
+    // put in by the holder as root with the archive's modes, so the engine cannot change it.
+    const look = ['pool-reuse-a', 'pool-reuse-b'].map((name) => printJob(name, name, {
+      cmd: ['find /job -mindepth 1 -printf "%p %u %m\\n" | sort; stat -c "mode %a %u" /job; stat -f -c "used %b %f" /job; echo x >> /job/input/data.txt || echo refused'],
+    }));
     const runs = await Promise.all(look.map((job) => runner!.run(job)));
     for (const [index, run] of runs.entries()) {
       const said = (await blobs.read(run.stdout.sha256)).toString().trim().split('\n');
-      expect(said.slice(0, 3)).toEqual(['/job/input', '/job/input/data.txt', 'mode 755 0']);
+      expect(said.slice(0, 3)).toEqual(['/job/input root 755', '/job/input/data.txt root 444', 'mode 755 0']);
+      expect(said.at(-1)).toBe('refused');
       // Of the folder's pages only the input's one is taken.
       const [, blocks, free] = /used (\d+) (\d+)/.exec(said[3])!;
       expect(Number(blocks) - Number(free)).toBe(1);
@@ -232,6 +237,22 @@ describe('warm job folders', () => {
       // Its volume was still in use when the runner tried to remove it: the reaper's, here the test's.
       await docker.getVolume(held.slot).remove().catch(() => undefined);
     }
+  });
+
+  it('fails a job whose input the holder cannot unpack, saying so, and still gives the folder back emptied', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
+    const steps = stepsOf(runner);
+    await runner.run(printJob('pool-put-first', 'x'));
+    await runner.settled();
+    const [folder] = (await poolOf(OWNER_ID)).holders;
+    // tar refuses a member that climbs out of the folder; whatever it unpacked before goes with the emptying.
+    const climbing = printJob('pool-put-bad', 'x');
+    climbing.input.push({ name: '../outside', type: 'file', mode: 0o444, size: 1, open: () => Readable.from([Buffer.from('x')]) });
+    await expect(runner.run(climbing)).rejects.toThrow(/could not unpack the input \(tar exited with 2\)/);
+    expect([...steps.get('pool-put-bad')!]).not.toContain('start');
+    await runner.settled();
+    // Back in the pool: emptied, and shown as empty as when made.
+    expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).toContain(folder.id);
   });
 
   it('takes the cold path for an input over the allowance', async () => {
