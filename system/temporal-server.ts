@@ -286,7 +286,9 @@ async function waitForFrontend(target: TemporalTarget, gone: () => string | unde
     const why = gone();
     if (why) throw new Error(why);
     try {
-      const connection = await Connection.connect({ ...target.connection, connectTimeout: 2000 });
+      // No retry interceptor: this loop is the retry (as waitForTemporal's); the SDK's would back off
+      // up to 5 s inside one try, so the probe could go on waiting seconds after the server answered.
+      const connection = await Connection.connect({ ...target.connection, connectTimeout: 2000, interceptors: [] });
       try {
         // The frontend answers before the system namespace exists; describing it waits for the cluster to be whole.
         await connection.workflowService.describeNamespace({ namespace: 'temporal-system' });
