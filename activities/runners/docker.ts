@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { posix } from 'node:path';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
@@ -24,6 +25,9 @@ const HEARTBEAT_MS = 5_000;
 /** This process's identity on the Docker host, so the reaper can tell live owners from dead ones. */
 export const OWNER_ID = `${hostname()}:${process.pid}`;
 
+/** How long a holder has to answer a question that is not a ping; a `get` has more, by the folder's size. */
+const HOLDER_ANSWER_MS = 30_000;
+const MiB = 1024 * 1024;
 /** How long a warm folder's holder has to answer, when its slot is taken, that it still runs. */
 const POOL_PING_MS = 2_000;
 /** How long closing a runner waits for the removals under way. */
@@ -96,6 +100,8 @@ export type DockerStep =
   | 'pool take'
   /** Putting the input in a warm job folder through its holder's stdin (the archive API's `archive in` otherwise). */
   | 'put input'
+  /** Copying the output out of a warm job folder through its holder's stdout (the archive API's `archive out` otherwise). */
+  | 'get output'
   /** Emptying a warm job folder after its job, through its holder, so that it can be used again. */
   | 'clean folder'
   /** The whole job until its result (the steps above overlap); the removals come after it, in the background. */
@@ -353,7 +359,7 @@ export class DockerRunner implements EngineRunner {
       parts.removing = this.removeContainer(container, 'remove container', job.job);
       const [jobFolderFull, { outputs, truncated: outputTruncated }] = await Promise.all([
         this.timed('measure folder', job.job, () => holder.folderFull(parts.spare)),
-        this.timed('archive out', job.job, () => this.copyOut(holder.container, job)),
+        this.copyOut(parts, job),
       ]);
       // A holder that stopped early took the tmpfs with it: what came out was an empty folder, not the engine's output.
       if (holder.stopped) throw new DockerUnavailableError(`the job folder holder of engine ${job.engine} stopped before the output was copied out`);
@@ -563,17 +569,38 @@ export class DockerRunner implements EngineRunner {
     }
   }
 
-  /** Copies the output path out of the holder by the archive API, capping the total at `limits.output`. */
-  private async copyOut(container: Docker.Container, job: EngineJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
+  /**
+   * Copies the output path out of the holder, capping the total at `limits.output`: from a warm
+   * folder through its holder's stdout (`get output`), from any other by the archive API (`archive out`).
+   */
+  private async copyOut(parts: JobParts, job: EngineJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
     if (!job.outputPath) return { outputs: [], truncated: false };
-    const path = `${job.mountpoint.replace(/\/$/, '')}/${job.outputPath}`;
-    let archive: NodeJS.ReadableStream;
-    try {
-      archive = await container.getArchive({ path });
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return { outputs: [], truncated: false };
-      throw wrapDockerError(error, 'copying the output out');
+    const { slot } = parts;
+    const dir = posix.dirname(job.outputPath);
+    const base = posix.basename(job.outputPath);
+    if (slot && !/[\n\r]/.test(job.outputPath)) {
+      return this.timed('get output', job.job, async () => {
+        // Up to a second per MiB the folder may hold beyond the usual answer's time: the holder has a tenth of a CPU.
+        const { archive, found } = slot.holder.get(dir, base, HOLDER_ANSWER_MS + Math.ceil(slot.shape.size / MiB) * 1000);
+        const [collected] = await Promise.all([this.collect(archive, job), found]);
+        return collected;
+      });
     }
+    const path = `${job.mountpoint.replace(/\/$/, '')}/${job.outputPath}`;
+    return this.timed('archive out', job.job, async () => {
+      let archive: NodeJS.ReadableStream;
+      try {
+        archive = await parts.holder!.container.getArchive({ path });
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return { outputs: [], truncated: false };
+        throw wrapDockerError(error, 'copying the output out');
+      }
+      return this.collect(archive as Readable, job);
+    });
+  }
+
+  /** Stores the files of a tar archive of the output (its first path component dropped), capping the total at `limits.output`. */
+  private async collect(archive: Readable, job: EngineJob): Promise<{ outputs: OutputFile[]; truncated: boolean }> {
     const collected = new OutputCollector(this.blobs, job.limits.output);
     const extractor = tarExtract();
     const done = new Promise<void>((resolve, reject) => {

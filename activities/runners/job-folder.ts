@@ -8,7 +8,7 @@
  * a folder is: its size, its holder's spec and conversation, and the pool's bookkeeping.
  */
 import { once } from 'node:events';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough, type Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { EngineJob } from '../../infra/engine-runner';
 import type { Logger } from '../../infra/log';
@@ -109,15 +109,22 @@ export function pages(bytes: number): number {
  * folder (whoever owns what is in it: see holderSpec's `cleans`) and gives its root back its mode, then
  * answers `clean`, the same three figures and the root's mode. The line `put <n>` is followed by an
  * archive of n bytes, which the holder unpacks into the folder (keeping its owners and modes when it
- * runs as root), then answers `put` and tar's exit status. The holder stops when that
+ * runs as root), then answers `put` and tar's exit status. The line `get`, then a folder under the
+ * mountpoint and a name in it, each on a line of its own, is answered with a tar archive of that
+ * name in base64 on one line (empty when there is no such name), then `got` and tar's exit status
+ * (`none` for no such name). The holder stops when that
  * connection closes, so a worker that dies takes its holders' mounts down with it; the reaper
  * removes the stopped containers and their volumes.
  */
 const HOLDER_SCRIPT = [
-  'while read -r line; do case "$line" in',
+  'exec 4>&1; while read -r line; do case "$line" in',
   'clean) find "$0" -mindepth 1 -delete 2>/dev/null; chmod 0755 "$0";',
   'echo "clean $(stat -f -c "%f %d %S" "$0") $(stat -c %a "$0")";;',
   '"put "*) head -c "${line#put }" | tar -x -f - -C "$0" 2>/dev/null; echo "put $?";;',
+  // tar's status comes back through fd 3 once base64, which writes straight to the holder's stdout (fd 4), has ended.
+  'get) read -r d; read -r b; if [ -e "$0/$d/$b" ] || [ -L "$0/$d/$b" ]; then',
+  's=$( { { tar -c -f - --sort=name -C "$0/$d" -- "$b" 2>/dev/null; echo $? >&3; } | base64 -w 0 >&4; } 3>&1 ); echo; echo "got $s";',
+  'else echo; echo "got none"; fi;;',
   '*) stat -f -c "%f %d %S" "$0" || echo unreadable;;',
   'esac; done',
 ].join(' ');
@@ -167,6 +174,10 @@ export type HolderStream = NodeJS.ReadWriteStream & { destroy(): void };
 export class Holder {
   private pending = '';
   private waiting?: { resolve(line: string): void; reject(error: Error): void };
+  /** Where the line being received goes, while a `get` answers with its archive. */
+  private sink?: Base64Sink;
+  /** The questions asked so far, one after another: the holder answers in order. */
+  private turn: Promise<unknown> = Promise.resolve();
   private ended = false;
   /** Told once when the holder stops (its connection closes): the pool drops a ready folder then. */
   onEnd?: () => void;
@@ -174,8 +185,10 @@ export class Holder {
   constructor(readonly container: Docker.Container, private readonly stream: HolderStream) {
     const stdout = new Writable({
       write: (chunk: Buffer, _encoding, done) => {
-        this.receive(chunk.toString('utf8'));
-        done();
+        // An archive being received slows the connection down to the pace its reader takes it at.
+        const drained = this.receive(chunk.toString('latin1'));
+        if (drained) drained.then(() => done(), () => done());
+        else done();
       },
     });
     demux(stream, stdout, new PassThrough().resume())
@@ -231,6 +244,26 @@ export class Holder {
     if (answer !== 'put 0') throw new Error(`the job folder's holder could not unpack the input (${answer.startsWith('put ') ? `tar exited with ${answer.slice(4)}` : JSON.stringify(answer)})`);
   }
 
+  /**
+   * Copies `base`, in the folder `dir` under the mountpoint, out through the holder's stdout: a tar
+   * archive as the archive API would give it (its entries named from `base`, in name order, so that
+   * the output limit cuts the same files). `archive` streams it;
+   * `found` resolves once the holder said tar ended well, to false when there is no such name. Only a
+   * holder that runs as root with DAC_OVERRIDE (a warm folder's) reads whatever modes the engine set.
+   */
+  get(dir: string, base: string, ms: number): { archive: Readable; found: Promise<boolean> } {
+    const archive = new PassThrough();
+    const sink = new Base64Sink(archive);
+    const found = this.ask(ms, `get\n${dir}\n${base}`, undefined, sink).then((answer) => {
+      const status = answer.trim().replace(/^got /, '');
+      if (status === 'none') return false;
+      if (status !== '0') throw new Error(`the job folder's holder could not copy the output out (${answer.startsWith('got ') ? `tar exited with ${status}` : JSON.stringify(answer)})`);
+      return true;
+    });
+    found.catch((error) => archive.destroy(error));
+    return { archive, found };
+  }
+
   close(): void {
     this.stream.destroy();
   }
@@ -240,32 +273,109 @@ export class Holder {
     (this.stream as { unref?: () => void }).unref?.();
   }
 
-  private ask(ms: number, line = '', payload?: Buffer): Promise<string> {
+  /** Asks once the questions before have been answered (or given up on); see askNow. */
+  private ask(ms: number, line = '', payload?: Buffer, sink?: Base64Sink): Promise<string> {
+    const asked = this.turn.then(() => this.askNow(ms, line, payload, sink));
+    this.turn = asked.catch(() => undefined);
+    return asked;
+  }
+
+  /**
+   * Writes `line` (and `payload`) to the holder and resolves with its answer line; with `sink`, the
+   * line before the answer goes to it as it comes. Within `ms`, or the holder is taken as not answering.
+   */
+  private askNow(ms: number, line: string, payload?: Buffer, sink?: Base64Sink): Promise<string> {
     if (this.ended) return Promise.reject(new DockerUnavailableError('the job folder holder stopped before the folder was measured'));
     return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        if (this.sink === sink) this.sink = undefined;
+        sink?.fail(error);
+        reject(error);
+      };
       const timer = setTimeout(() => {
         this.waiting = undefined;
-        reject(new DockerUnavailableError(`the job folder holder did not measure the folder within ${ms / 1000} s`));
+        fail(new DockerUnavailableError(`the job folder holder did not answer within ${ms / 1000} s`));
       }, ms);
       this.waiting = {
-        resolve: (line) => { clearTimeout(timer); resolve(line); },
-        reject: (error) => { clearTimeout(timer); reject(error); },
+        resolve: (answer) => { clearTimeout(timer); resolve(answer); },
+        reject: fail,
       };
+      this.sink = sink;
       this.stream.write(`${line}\n`);
       if (payload) this.stream.write(payload);
     });
   }
 
-  private receive(text: string): void {
-    // The holder prints one short line per question; anything longer is not an answer.
-    this.pending = (this.pending + text).slice(-1024);
-    const end = this.pending.indexOf('\n');
-    if (end < 0) return;
-    const line = this.pending.slice(0, end);
-    this.pending = this.pending.slice(end + 1);
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.resolve(line);
+  /**
+   * Takes what the holder printed: the line a `get` streams goes to its sink (the promise, when there
+   * is one, resolves once the sink can take more); every other line answers the question waiting.
+   */
+  private receive(text: string): Promise<void> | undefined {
+    let drained: Promise<void> | undefined;
+    while (text.length) {
+      const sink = this.sink;
+      if (sink) {
+        const end = text.indexOf('\n');
+        if (!sink.write(end < 0 ? text : text.slice(0, end))) drained = sink.drained();
+        if (end < 0) break;
+        this.sink = undefined;
+        sink.end();
+        text = text.slice(end + 1);
+        continue;
+      }
+      // The holder prints one short line per question; anything longer is not an answer.
+      this.pending = (this.pending + text).slice(-1024);
+      text = '';
+      const end = this.pending.indexOf('\n');
+      if (end < 0) break;
+      const line = this.pending.slice(0, end);
+      text = this.pending.slice(end + 1);
+      this.pending = '';
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      waiting?.resolve(line);
+    }
+    return drained;
+  }
+}
+
+/** Decodes a line of base64 into `out` as it comes, whole groups of four characters at a time. */
+class Base64Sink {
+  private carry = '';
+
+  constructor(private readonly out: PassThrough) {}
+
+  /** False when `out` wants no more until it drains. What comes after `out` was destroyed is dropped. */
+  write(text: string): boolean {
+    if (this.out.destroyed) return true;
+    const all = this.carry + text;
+    const whole = all.length - (all.length % 4);
+    this.carry = all.slice(whole);
+    return whole === 0 || this.out.write(Buffer.from(all.slice(0, whole), 'base64'));
+  }
+
+  drained(): Promise<void> {
+    if (this.out.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.out.off('drain', done);
+        this.out.off('close', done);
+        resolve();
+      };
+      this.out.on('drain', done);
+      this.out.on('close', done);
+    });
+  }
+
+  end(): void {
+    if (this.out.destroyed) return;
+    if (this.carry) this.out.write(Buffer.from(this.carry, 'base64'));
+    this.out.end();
+  }
+
+  fail(error: Error): void {
+    this.out.destroy(error);
   }
 }
 

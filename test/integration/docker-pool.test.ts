@@ -93,7 +93,7 @@ describe('warm job folders', () => {
 
     // The first job of a shape makes its own folder (no folder is made for a shape no job used); the second takes a warm one.
     expect([...steps.get('pool-first')!]).toEqual(expect.arrayContaining(['pool take', 'volume', 'holder create', 'holder start']));
-    expect([...steps.get('pool-second')!]).toEqual(expect.arrayContaining(['pool take', 'put input', 'start', 'archive out']));
+    expect([...steps.get('pool-second')!]).toEqual(expect.arrayContaining(['pool take', 'put input', 'start']));
     expect([...steps.get('pool-second')!]).not.toContain('archive in');
     expect([...steps.get('pool-second')!]).not.toEqual(expect.arrayContaining(['volume']));
     expect([...steps.get('pool-second')!]).not.toEqual(expect.arrayContaining(['holder create']));
@@ -164,6 +164,48 @@ describe('warm job folders', () => {
     within.input.push({ name: 'output', type: 'directory', mode: 0o777 });
     const withinRun = await runner.run(within);
     expect(withinRun).toMatchObject({ exitCode: 0, jobFolderFull: false });
+  });
+
+  it('copies the same output out of a warm folder, through its holder, as out of a folder made for the job', async () => {
+    runner = new DockerRunner(docker, blobs, { pool: {} });
+    const steps = stepsOf(runner);
+    // Nested files, one its engine (another user) made unreadable, an empty one, a symlink and a fifo (not copied), and more than the output limit in all.
+    const write = [
+      'mkdir -p /job/output/a/b && echo nested > /job/output/a/b/deep.txt && echo secret > /job/output/locked && chmod 000 /job/output/locked',
+      ': > /job/output/empty && ln -s /etc/passwd /job/output/link && mkfifo /job/output/fifo && head -c 700000 /dev/urandom > /job/output/a/big',
+      'head -c 500000 /dev/zero > /job/output/z-past-the-limit',
+    ].join(' && ');
+    const outputJob = (name: string) => {
+      const job = printJob(name, 'x', { cmd: [write], user: '4321:4321', outputPath: 'output' });
+      job.input.push({ name: 'output', type: 'directory', mode: 0o777 });
+      return job;
+    };
+    const summary = async (run: Awaited<ReturnType<DockerRunner['run']>>) => ({
+      truncated: run.truncated,
+      files: await Promise.all(run.outputs.map(async (file) => [file.path, file.blob.size, (await blobs.read(file.blob.sha256)).subarray(0, 16).toString('hex')])),
+    });
+    const cold = await runner.run(outputJob('pool-out-cold'));
+    await runner.settled();
+    const warm = await runner.run(outputJob('pool-out-warm'));
+    expect([...steps.get('pool-out-cold')!]).toContain('archive out');
+    expect([...steps.get('pool-out-warm')!]).toContain('get output');
+    expect([...steps.get('pool-out-warm')!]).not.toContain('archive out');
+    const [coldFiles, warmFiles] = [await summary(cold), await summary(warm)];
+    const paths = warmFiles.files.map(([path]) => path).sort();
+    expect(paths).toEqual(['a/b/deep.txt', 'a/big', 'empty', 'locked', 'z-past-the-limit']);
+    expect(warmFiles.truncated).toBe(true);
+    // The same files, sizes and (but for the random one) first bytes, the 1 MiB limit cutting the same files.
+    const byPath = (files: typeof warmFiles.files) => Object.fromEntries(files.map(([path, size, head]) => [path, path === 'a/big' ? size : `${size} ${head}`]));
+    expect(byPath(warmFiles.files)).toEqual(byPath(coldFiles.files));
+    expect(warmFiles.files.reduce((sum, [, size]) => sum + Number(size), 0)).toBeLessThanOrEqual(MiB);
+    expect(byPath(warmFiles.files)['a/b/deep.txt']).toBe(`7 ${Buffer.from('nested\n').toString('hex')}`);
+
+    // A job whose output path is missing copies nothing out, as from its own folder.
+    await runner.settled();
+    const none = printJob('pool-out-none', 'x', { cmd: ['true'], outputPath: 'output' });
+    const noneRun = await runner.run(none);
+    expect(noneRun.outputs).toEqual([]);
+    expect([...steps.get('pool-out-none')!]).toContain('get output');
   });
 
   it('empties a used folder of whatever its engine left, however it set it, and gives the next jobs the folder as it was made', async () => {
