@@ -120,7 +120,8 @@ const HOLDER_SCRIPT = [
   'exec 4>&1; while read -r line; do case "$line" in',
   'clean) find "$0" -mindepth 1 -delete 2>/dev/null; chmod 0755 "$0";',
   'echo "clean $(stat -f -c "%f %d %S" "$0") $(stat -c %a "$0")";;',
-  '"put "*) head -c "${line#put }" | tar -x -f - -C "$0" 2>/dev/null; echo "put $?";;',
+  // Whatever tar leaves unread of the n bytes (GNU tar reads to the end; another might not) is read here, so that none of it is taken for a question.
+  '"put "*) head -c "${line#put }" | { tar -x -f - -C "$0" 2>/dev/null; s=$?; cat >/dev/null; echo "put $s"; };;',
   // tar's status comes back through fd 3 once base64, which writes straight to the holder's stdout (fd 4), has ended.
   'get) read -r d; read -r b; if [ -e "$0/$d/$b" ] || [ -L "$0/$d/$b" ]; then',
   's=$( { { tar -c -f - --sort=name -C "$0/$d" -- "$b" 2>/dev/null; echo $? >&3; } | base64 -w 0 >&4; } 3>&1 ); echo; echo "got $s";',

@@ -2,8 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
-import { DockerRunner, type DockerStep, OWNER_ID, OWNER_LABEL } from '../../activities/runners/docker';
-import { HOLDER_IMAGE, JOB_VOLUME_MARGIN, jobVolumeSize, POOL_INPUT_BYTES, POOL_LABEL, pooledFolderSize } from '../../activities/runners/job-folder';
+import { buffer } from 'node:stream/consumers';
+import { DockerRunner, type DockerStep, OWNER_ID, OWNER_LABEL, packInput } from '../../activities/runners/docker';
+import {
+  Holder, HOLDER_IMAGE, holderSpec, type HolderStream, JOB_VOLUME_MARGIN, jobVolumeSize, POOL_INPUT_BYTES, POOL_LABEL, pooledFolderSize, tmpfsOptions,
+} from '../../activities/runners/job-folder';
 import { createRunners } from '../../activities/runners';
 import { loadConfig } from '../../core/config';
 import type { BlobStore } from '../../infra/blob-store';
@@ -295,6 +298,31 @@ describe('warm job folders', () => {
     await runner.settled();
     // Back in the pool: emptied, and shown as empty as when made.
     expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).toContain(folder.id);
+  });
+
+  it('keeps a warm holder answering in turn whatever of an archive tar leaves unread, or cannot unpack', async () => {
+    const volume = `docket-test-holder-${randomBytes(4).toString('hex')}`;
+    await docker.createVolume({ Name: volume, Driver: 'local', DriverOpts: tmpfsOptions(4 * MiB, 1024) });
+    const container = await docker.createContainer(holderSpec(HOLDER_IMAGE, '/job', volume, {}, true));
+    const holder = new Holder(container, await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }) as HolderStream);
+    try {
+      await container.start();
+      const fresh = await holder.figures();
+      const lines = Buffer.from('x\n'.repeat(32 * 1024));
+      // tar stops reading at the archive's end: the lines after it must not be taken for questions.
+      const archive = await buffer(await packInput([{ name: 'note.txt', type: 'file', mode: 0o444, size: 2, open: () => Readable.from([Buffer.from('hi')]) }]));
+      await holder.put(Buffer.concat([archive, lines]));
+      expect(await holder.figures()).not.toBe(fresh);
+      expect(await holder.clean(fresh)).toBe(true);
+      // Not an archive at all: refused, and the holder still answers in turn.
+      await expect(holder.put(lines)).rejects.toThrow(/could not unpack the input \(tar exited with 2\)/);
+      expect(await holder.clean(fresh)).toBe(true);
+      expect(await holder.figures()).toBe(fresh);
+    } finally {
+      holder.close();
+      await container.remove({ force: true });
+      await docker.getVolume(volume).remove();
+    }
   });
 
   it('takes the cold path for an input over the allowance', async () => {
