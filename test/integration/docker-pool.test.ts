@@ -87,6 +87,16 @@ describe('warm job folders', () => {
     expect(await ownLeftovers()).toEqual({ containers: 0, volumes: 0 });
   });
 
+  /** A runner (closed after the test) keeping one warm folder ready, made after a first job of printJob's shape; its steps, and that folder. */
+  async function oneWarmFolder(first: string) {
+    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
+    const steps = stepsOf(runner);
+    await runner.run(printJob(first, 'x'));
+    await runner.settled();
+    const [folder] = (await poolOf(OWNER_ID)).holders;
+    return { warm: runner, steps, folder };
+  }
+
   it('gives a job in a warm folder the same result as in a folder made for it, and takes one for the second job of a shape', async () => {
     runner = new DockerRunner(docker, blobs, { pool: {} });
     const steps = stepsOf(runner);
@@ -212,11 +222,7 @@ describe('warm job folders', () => {
   });
 
   it('empties a used folder of whatever its engine left, however it set it, and gives the next jobs the folder as it was made', async () => {
-    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
-    const steps = stepsOf(runner);
-    await runner.run(printJob('pool-reuse-first', 'x'));
-    await runner.settled();
-    const [made] = (await poolOf(OWNER_ID)).holders;
+    const { warm, steps, folder: made } = await oneWarmFolder('pool-reuse-first');
     // An engine of another user leaves a folder it locked, a sticky folder, hidden files, a symlink, a fifo and a file filling pages.
     const mess = [
       'mkdir -p /job/output/locked/deeper && echo secret > /job/output/locked/deeper/file && chmod 000 /job/output/locked/deeper /job/output/locked',
@@ -225,10 +231,10 @@ describe('warm job folders', () => {
     ].join(' && ');
     const messy = printJob('pool-reuse-messy', 'x', { cmd: [mess], user: '4321:4321' });
     messy.input.push({ name: 'output', type: 'directory', mode: 0o777 });
-    const messyRun = await runner.run(messy);
+    const messyRun = await warm.run(messy);
     expect((await blobs.read(messyRun.stdout.sha256)).toString().trim().split('\n').at(-1)).toBe('6');
     expect([...steps.get('pool-reuse-messy')!]).not.toContain('volume');
-    await runner.settled();
+    await warm.settled();
     // The folder it used came back (its holder still runs, nothing was removed) beside the one made when it was taken.
     const after = (await poolOf(OWNER_ID)).holders;
     expect(after.map((holder) => holder.id)).toContain(made.id);
@@ -240,7 +246,7 @@ describe('warm job folders', () => {
     const look = ['pool-reuse-a', 'pool-reuse-b'].map((name) => printJob(name, name, {
       cmd: ['find /job -mindepth 1 -printf "%p %u %m\\n" | sort; stat -c "mode %a %u" /job; stat -f -c "used %b %f" /job; echo x >> /job/input/data.txt || echo refused'],
     }));
-    const runs = await Promise.all(look.map((job) => runner!.run(job)));
+    const runs = await Promise.all(look.map((job) => warm.run(job)));
     for (const [index, run] of runs.entries()) {
       const said = (await blobs.read(run.stdout.sha256)).toString().trim().split('\n');
       expect(said.slice(0, 3)).toEqual(['/job/input root 755', '/job/input/data.txt root 444', 'mode 755 0']);
@@ -253,20 +259,17 @@ describe('warm job folders', () => {
   });
 
   it('removes a used folder instead of giving it back when its engine ran as root, or when it did not come back empty', async () => {
-    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
-    await runner.run(printJob('pool-root-first', 'x'));
-    await runner.settled();
+    const { warm, folder: rootFolder } = await oneWarmFolder('pool-root-first');
     // An engine run as root owns the folder's root: its folder is not used again.
-    const [rootFolder] = (await poolOf(OWNER_ID)).holders;
-    await runner.run(printJob('pool-root', 'x', { cmd: ['touch /job/mine'], user: '0:0' }));
-    await runner.settled();
+    await warm.run(printJob('pool-root', 'x', { cmd: ['touch /job/mine'], user: '0:0' }));
+    await warm.settled();
     expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).not.toContain(rootFolder.id);
 
     // Another container holds a file of the folder open while the job runs: emptying cannot give its pages back.
     const [held] = (await poolOf(OWNER_ID)).holders;
     const waiting = printJob('pool-held', 'x', { cmd: ['while [ ! -e /job/output/go ]; do sleep 0.1; done'] });
     waiting.input.push({ name: 'output', type: 'directory', mode: 0o777 });
-    const running = runner.run(waiting);
+    const running = warm.run(waiting);
     let other: Awaited<ReturnType<typeof docker.createContainer>> | undefined;
     try {
       other = await docker.createContainer({
@@ -275,7 +278,7 @@ describe('warm job folders', () => {
       });
       await other.start();
       expect((await running).exitCode).toBe(0);
-      await runner.settled();
+      await warm.settled();
       expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).not.toContain(held.id);
     } finally {
       await other?.remove({ force: true });
@@ -285,17 +288,13 @@ describe('warm job folders', () => {
   });
 
   it('fails a job whose input the holder cannot unpack, saying so, and still gives the folder back emptied', async () => {
-    runner = new DockerRunner(docker, blobs, { pool: { ready: 1 } });
-    const steps = stepsOf(runner);
-    await runner.run(printJob('pool-put-first', 'x'));
-    await runner.settled();
-    const [folder] = (await poolOf(OWNER_ID)).holders;
+    const { warm, steps, folder } = await oneWarmFolder('pool-put-first');
     // tar refuses a member that climbs out of the folder; whatever it unpacked before goes with the emptying.
     const climbing = printJob('pool-put-bad', 'x');
     climbing.input.push({ name: '../outside', type: 'file', mode: 0o444, size: 1, open: () => Readable.from([Buffer.from('x')]) });
-    await expect(runner.run(climbing)).rejects.toThrow(/could not unpack the input \(tar exited with 2\)/);
+    await expect(warm.run(climbing)).rejects.toThrow(/could not unpack the input \(tar exited with 2\)/);
     expect([...steps.get('pool-put-bad')!]).not.toContain('start');
-    await runner.settled();
+    await warm.settled();
     // Back in the pool: emptied, and shown as empty as when made.
     expect((await poolOf(OWNER_ID)).holders.map((holder) => holder.id)).toContain(folder.id);
   });
