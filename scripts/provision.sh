@@ -185,7 +185,9 @@ base_image() {
     [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list(.d) for debootstrap"
     root=$(mktemp -d)
     say "building $BASE_IMAGE with debootstrap (about a minute, once)"
-    if ! debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1; then
+    # At a lower CPU priority: on two cores the Go builds beside it (the Temporal CLI, which the dev
+    # server and so the gateway wait for) should not be the ones that wait.
+    if ! nice -n 10 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1; then
       tail -20 "$root.log" >&2
       rm -rf "$root" "$root.log"
       die "debootstrap failed"

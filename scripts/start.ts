@@ -28,8 +28,8 @@ async function main(): Promise<void> {
 
   const provision = process.env.DOCKET_SKIP_PROVISION !== '1';
   const provisionStarted = Date.now();
-  // Docker and the base image first (the engine images are built on it); the Temporal CLI, minutes of Go
-  // when cold, builds meanwhile and while the engine images build: only the dev server waits for it.
+  // The Temporal CLI's build (minutes of Go when cold) first, Docker and the base image beside it; the
+  // engine images then build while the CLI may still be building: only the dev server waits for the CLI.
   const { cli } = provision ? await provisionTools(config) : { cli: Promise.resolve() };
   cli.catch(() => undefined);
 
@@ -125,15 +125,17 @@ function addRoles(supervisor: Supervisor, env: NodeJS.ProcessEnv, images: Promis
 /**
  * What provision.sh's docker, base and temporal steps make sure of. When Docker answers, the base
  * image is there and the Temporal CLI is found, the script (a shell, a docker CLI call per check) is
- * not run at all. Otherwise the docker and base steps run now, and the temporal step (building the
- * CLI when it is missing) is started and returned, so that the engine images build beside it.
+ * not run at all. Otherwise the temporal step (building the CLI when it is missing: minutes of Go, and
+ * all the dev server, so the gateway, waits for) starts first and is returned, to go on while the
+ * engine images build; the docker and base steps run beside it (debootstrap at a lower CPU priority).
  */
 async function provisionTools(config: Config): Promise<{ cli: Promise<void> }> {
   const docker = new Docker();
-  const needsCli = !config.TEMPORAL_ADDRESS;
+  const cli = !config.TEMPORAL_ADDRESS && !cliFound() ? provisionSteps(['temporal']) : Promise.resolve();
+  cli.catch(() => undefined);
   if (!(await dockerAndBaseReady(docker))) await provisionSteps(['docker', 'base']);
   // Wrapped: an async function's returned promise would be awaited with it.
-  return { cli: needsCli && !cliFound() ? provisionSteps(['temporal']) : Promise.resolve() };
+  return { cli };
 }
 
 /** Runs provision.sh with `steps`, its output on the launcher's; rejects, saying what to do, when it fails. */
