@@ -90,10 +90,20 @@ background_wait() {
   say "built $background_what in $(( $(date +%s) - background_started ))s (log: $background_log)"
 }
 
-# A step that failed must not leave a build running behind the script's back.
+# A process and everything under it, children first: the job's `go install` runs in subshells of the
+# job, which a signal to the job alone would leave running.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+
+# A step that failed, or a stop of the script (npm start stopped while it provisions), must not leave
+# a build running behind the script's back.
 background_stop() {
   [ -n "$background_pid" ] || return 0
-  kill "$background_pid" "$background_ticker" 2>/dev/null || true
+  kill_tree "$background_pid"
+  kill_tree "$background_ticker"
 }
 trap background_stop EXIT
 

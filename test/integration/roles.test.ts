@@ -279,4 +279,36 @@ describe('first start: scripts/provision.sh', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('stops the Temporal CLI\'s build when npm start gives up because the docker step failed, leaving no go behind', () => {
+    // Run as `nobody`, the docker step fails (it may not start dockerd); a stand-in for `go` records its
+    // pid and sleeps, as a long build would, so the test sees whether anything is left running.
+    const dir = mkdtempSync(join(tmpdir(), 'docket-first-start-'));
+    chmodSync(dir, 0o755);
+    mkdirSync(join(dir, 'bin'));
+    mkdirSync(join(dir, 'home'));
+    writeFileSync(join(dir, 'bin', 'go'), [
+      '#!/bin/sh',
+      'if [ "$1" = env ]; then echo "$PWD/$2"; exit 0; fi',
+      `echo $$ > ${join(dir, 'go.pid')}`,
+      'exec sleep 120',
+    ].join('\n'));
+    chmodSync(join(dir, 'bin', 'go'), 0o755);
+    spawnSync('chown', ['-R', 'nobody', dir]);
+    let goPid = 0;
+    try {
+      const result = spawnSync('runuser', ['-u', 'nobody', '--', 'env', '-i', `PATH=${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
+        `HOME=${join(dir, 'home')}`, `XDG_CACHE_HOME=${join(dir, 'home', 'cache')}`, `DOCKET_DATA_DIR=${join(dir, 'data')}`,
+        'DOCKET_PORT=0', 'DOCKET_WORKER_PORT=0', 'DOCKET_ENGINES_PORT=0', process.execPath, DOCKET, 'start'], { encoding: 'utf8', timeout: 90_000 });
+      goPid = Number(readFileSync(join(dir, 'go.pid'), 'utf8'));
+      expect(result.status).toBe(1);
+      expect(result.stderr + result.stdout).toContain('provision: step temporal: building in the background');
+      expect(result.stderr + result.stdout).toContain('docket: provisioning (docker base) failed');
+      expect(goPid).toBeGreaterThan(0);
+      expect(() => process.kill(goPid, 0)).toThrow();
+    } finally {
+      if (goPid) try { process.kill(goPid, 'SIGKILL'); } catch { /* gone */ }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
