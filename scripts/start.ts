@@ -31,7 +31,6 @@ async function main(): Promise<void> {
   // The Temporal CLI's build (minutes of Go when cold) first, Docker and the base image beside it; the
   // engine images then build while the CLI may still be building: only the dev server waits for the CLI.
   const { cli } = provision ? await provisionTools(config) : { cli: Promise.resolve() };
-  cli.catch(() => undefined);
 
   // Fail now, naming the port, rather than let a child die on it over and over, or talk to a stale server.
   if (!config.TEMPORAL_ADDRESS) {
@@ -64,7 +63,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info(`docket: ${why}, stopping`);
-    for (const child of provisioning) child.kill('SIGTERM');
+    endProvisioning();
     await supervisor.stop();
     log.info('docket: stopped');
     process.exit(exitCode);
@@ -133,9 +132,19 @@ async function provisionTools(config: Config): Promise<{ cli: Promise<void> }> {
   const docker = new Docker();
   const cli = !config.TEMPORAL_ADDRESS && !cliFound() ? provisionSteps(['temporal']) : Promise.resolve();
   cli.catch(() => undefined);
-  if (!(await dockerAndBaseReady(docker))) await provisionSteps(['docker', 'base']);
+  try {
+    if (!(await dockerAndBaseReady(docker))) await provisionSteps(['docker', 'base']);
+  } catch (error) {
+    endProvisioning(); // the launcher exits: the CLI's build must not go on without it
+    throw error;
+  }
   // Wrapped: an async function's returned promise would be awaited with it.
   return { cli };
+}
+
+/** Stops the provision.sh runs still going (each stops its own background Go build as it exits). */
+function endProvisioning(): void {
+  for (const child of provisioning) child.kill('SIGTERM');
 }
 
 /** Runs provision.sh with `steps`, its output on the launcher's; rejects, saying what to do, when it fails. */
