@@ -282,25 +282,34 @@ describe('first start: scripts/provision.sh', () => {
   });
 
   it('stops the Temporal CLI\'s build when npm start gives up because the docker step failed, leaving no go behind', async () => {
-    // Run as `nobody`, the docker step fails (it may not start dockerd); a stand-in for `go` records its
-    // pid and sleeps, as a long build would, so the test sees whether anything is left running.
+    // Docker does not answer (DOCKER_HOST names no socket) and cannot be installed (stand-ins for docker
+    // and apt-get that fail), so the docker step fails; the CLI is missing (its own tools folder), so its
+    // build starts first; a stand-in for `go` records its pid and sleeps, as a long build would.
     const dir = mkdtempSync(join(tmpdir(), 'docket-first-start-'));
-    chmodSync(dir, 0o755);
     mkdirSync(join(dir, 'bin'));
-    mkdirSync(join(dir, 'home'));
     writeFileSync(join(dir, 'bin', 'go'), [
       '#!/bin/sh',
       'if [ "$1" = env ]; then echo "$PWD/$2"; exit 0; fi',
       `echo $$ > ${join(dir, 'go.pid')}`,
       'exec sleep 120',
     ].join('\n'));
-    chmodSync(join(dir, 'bin', 'go'), 0o755);
-    spawnSync('chown', ['-R', 'nobody', dir]);
+    for (const failing of ['docker', 'apt-get']) writeFileSync(join(dir, 'bin', failing), '#!/bin/sh\nexit 1\n');
+    for (const tool of ['go', 'docker', 'apt-get']) chmodSync(join(dir, 'bin', tool), 0o755);
     let goPid = 0;
     try {
-      const result = spawnSync('runuser', ['-u', 'nobody', '--', 'env', '-i', `PATH=${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
-        `HOME=${join(dir, 'home')}`, `XDG_CACHE_HOME=${join(dir, 'home', 'cache')}`, `DOCKET_DATA_DIR=${join(dir, 'data')}`,
-        'DOCKET_PORT=0', 'DOCKET_WORKER_PORT=0', 'DOCKET_ENGINES_PORT=0', process.execPath, DOCKET, 'start'], { encoding: 'utf8', timeout: 90_000 });
+      const result = spawnSync(process.execPath, [DOCKET, 'start'], {
+        encoding: 'utf8',
+        timeout: 90_000,
+        env: {
+          PATH: `${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
+          HOME: process.env.HOME,
+          XDG_CACHE_HOME: join(dir, 'cache'),
+          DOCKET_TOOLS_DIR: join(dir, 'tools'),
+          DOCKET_DATA_DIR: join(dir, 'data'),
+          DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}`,
+          DOCKET_PORT: '0', DOCKET_WORKER_PORT: '0', DOCKET_ENGINES_PORT: '0',
+        },
+      });
       goPid = Number(readFileSync(join(dir, 'go.pid'), 'utf8'));
       expect(result.status).toBe(1);
       expect(result.stderr + result.stdout).toContain('provision: step temporal: building in the background');
