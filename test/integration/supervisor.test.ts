@@ -40,6 +40,8 @@ describe('npm start: each role a supervised child process', () => {
   beforeAll(async () => {
     launcher = await Launcher.start();
     await launcher.waitFor(/docket: running; gateway on/);
+    // The roles' own probes can see the server answer before the launcher's does: its line may come after "running".
+    await launcher.waitFor(/temporal: the dev server answers/);
     connection = await Connection.connect({ address: `127.0.0.1:${launcher.ports.temporal}` });
     client = new Client({ connection });
   });
